@@ -1,0 +1,110 @@
+//! Command-line interface: every flag is also an `AKIDB_*` environment variable.
+
+mod embed;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::embed::{runtime, BatchConfig, Device, EmbedError, OnnxOptions, OnnxProvider};
+use crate::model::ModelDir;
+
+pub use embed::{run_embed, EmbedArgs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Embed(#[from] std::sync::Arc<EmbedError>),
+    #[error("stdin line {line}: expected a JSON string or {{\"text\": ...}}: {message}")]
+    InputLine { line: usize, message: String },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl From<EmbedError> for CliError {
+    fn from(err: EmbedError) -> Self {
+        CliError::Embed(std::sync::Arc::new(err))
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "akidb", version, about = "Embedded vector search: in-process embeddings, sled storage, HNSW")]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `akidb=debug`.
+    #[arg(long, env = "AKIDB_LOG", default_value = "info,ort=warn", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Embed texts (arguments, or JSON lines on stdin) and print one JSON object per text.
+    Embed(EmbedArgs),
+    /// Check the model files against their manifest's sha256 and print the model's settings.
+    CheckModel(CheckModelArgs),
+}
+
+/// Where the model and the runtime come from, and how inference runs.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model name (a folder under --models-dir) or a directory with model.onnx, tokenizer.json, manifest.json.
+    #[arg(long, env = "AKIDB_MODEL", default_value = "minilm-l6-v2")]
+    pub model: String,
+    /// Folder holding named models.
+    #[arg(long, env = "AKIDB_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    /// ONNX Runtime 1.31.x shared library (scripts/setup puts it in runtime/).
+    #[arg(long, env = "AKIDB_ORT_LIB", default_value_os_t = runtime::default_ort_library())]
+    pub ort_lib: PathBuf,
+    /// Execution provider: auto picks CoreML on macOS, CUDA if built with it, else CPU.
+    #[arg(long, env = "AKIDB_DEVICE", value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    /// Intra-op threads for the model (default: the manifest's measured best, else 1).
+    #[arg(long, env = "AKIDB_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+    /// Most padded tokens in one model call.
+    #[arg(long, env = "AKIDB_MAX_BATCH_TOKENS", default_value_t = BatchConfig::default().max_batch_tokens)]
+    pub max_batch_tokens: usize,
+    /// Most texts in one model call.
+    #[arg(long, env = "AKIDB_MAX_BATCH_SIZE", default_value_t = BatchConfig::default().max_batch_size)]
+    pub max_batch_size: usize,
+    /// Data directory (the CoreML model cache lives under it).
+    #[arg(long, env = "AKIDB_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+impl ModelArgs {
+    pub fn model_dir(&self) -> Result<ModelDir, EmbedError> {
+        Ok(ModelDir::resolve(&self.model, &self.models_dir)?)
+    }
+
+    pub fn load_provider(&self) -> Result<OnnxProvider, EmbedError> {
+        let model = self.model_dir()?;
+        let options = OnnxOptions {
+            ort_library: self.ort_lib.clone(),
+            device: self.device,
+            intra_threads: self.intra_threads,
+            cache_dir: self.data_dir.join("coreml-cache"),
+        };
+        OnnxProvider::load(&model, &options, BatchConfig { max_batch_tokens: self.max_batch_tokens, max_batch_size: self.max_batch_size })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CheckModelArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run_check_model(args: &CheckModelArgs) -> Result<(), EmbedError> {
+    let model = args.model.model_dir()?;
+    for check in model.verify()? {
+        let status = if check.pinned { "ok" } else { "unpinned" };
+        println!("{status}\t{}\t{}", check.sha256, check.path.display());
+    }
+    println!("{}", serde_json::to_string_pretty(&model.manifest).unwrap_or_default());
+    Ok(())
+}

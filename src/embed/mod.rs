@@ -1,0 +1,16 @@
+//! Embedding: tokenizer, ONNX session on its own thread, token-budget batching, pooling.
+
+mod batcher;
+mod error;
+mod onnx;
+mod pooling;
+mod provider;
+pub mod runtime;
+mod tokenize;
+
+pub use batcher::{BatchConfig, Batcher, BatcherStats};
+pub use error::EmbedError;
+pub use onnx::{Backend, OnnxBackend, OnnxOptions};
+pub use provider::{EmbedRequest, Embedding, EmbeddingProvider, ModelInfo, OnnxProvider, PendingEmbeddings, TextKind};
+pub use runtime::{Device, ExecutionProvider};
+pub use tokenize::{EncodedText, TextEncoder};

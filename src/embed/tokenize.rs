@@ -1,0 +1,67 @@
+//! Tokenization under the manifest's rules, one text at a time (padding is the batcher's job).
+
+use std::path::Path;
+
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use super::EmbedError;
+use crate::model::Manifest;
+
+/// Token ids of one text, ready to batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedText {
+    pub ids: Vec<u32>,
+    /// The text was longer than the model's `max_tokens` and was cut.
+    pub truncated: bool,
+}
+
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    max_tokens: usize,
+    eos: Option<u32>,
+    pad_id: u32,
+}
+
+impl TextEncoder {
+    pub fn from_file(path: &Path, manifest: &Manifest) -> Result<Self, EmbedError> {
+        let load_err = |message: String| EmbedError::Tokenizer { path: path.to_owned(), message };
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| load_err(e.to_string()))?;
+        // The file's own padding would pad every text to a fixed length and feed pads as real tokens.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: manifest.max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| load_err(e.to_string()))?;
+        let pad_id = manifest
+            .pad_token_id
+            .or_else(|| ["[PAD]", "<pad>", "<|endoftext|>"].iter().find_map(|t| tokenizer.token_to_id(t)))
+            .unwrap_or(0);
+        let eos = if manifest.append_eos { manifest.eos_token_id } else { None };
+        Ok(TextEncoder { tokenizer, max_tokens: manifest.max_tokens, eos, pad_id })
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    pub fn encode(&self, text: &str) -> Result<EncodedText, EmbedError> {
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let mut truncated = !encoding.get_overflowing().is_empty();
+        let mut ids = encoding.get_ids().to_vec();
+        if let Some(eos) = self.eos {
+            // The Qwen3-Embedding tokenizer appends EOS itself; a plain Qwen3 tokenizer does not.
+            if ids.last() != Some(&eos) {
+                if ids.len() >= self.max_tokens {
+                    ids.truncate(self.max_tokens - 1);
+                    truncated = true;
+                }
+                ids.push(eos);
+            }
+        }
+        Ok(EncodedText { ids, truncated })
+    }
+}

@@ -1,0 +1,276 @@
+//! The model manifest: everything akidb must know about a model that is not in its ONNX graph.
+//!
+//! A model directory holds `model.onnx`, `tokenizer.json` and `manifest.json`. The manifest's
+//! tokenization settings (truncation, padding side, EOS) override whatever `tokenizer.json`
+//! carries: the MiniLM tokenizer file ships fixed padding to 128, which corrupts embeddings.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MODEL_FILE: &str = "model.onnx";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// Mean of the token states under the attention mask (sentence-transformers models).
+    Mean,
+    /// State of the last real token (decoder models such as Qwen3-Embedding).
+    LastToken,
+    /// State of the first token (`[CLS]`).
+    Cls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingSide {
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Path relative to the model directory.
+    pub path: String,
+    /// Expected sha256 (hex). `None` when the publisher could not be reached to pin it.
+    pub sha256: Option<String>,
+    /// Where the file comes from, e.g. `pypi:package==1.0#path/in/wheel`.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub family: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub notes: Option<String>,
+    pub files: Vec<ManifestFile>,
+    /// Width of the model's pooled output.
+    pub dims: usize,
+    /// Inputs longer than this many tokens (special tokens included) are truncated, and reported.
+    pub max_tokens: usize,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub padding_side: PaddingSide,
+    /// Pad id; when absent, the tokenizer's `[PAD]`/`<pad>` token, else 0.
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    /// Whether every text must end with `eos_token_id` (added if the tokenizer did not).
+    pub append_eos: bool,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    /// Template for queries, with `{task}` and `{query}` placeholders; documents are never templated.
+    pub query_instruction: Option<String>,
+    pub default_task: Option<String>,
+    /// Output widths the model was trained for (Matryoshka); always includes `dims`.
+    pub matryoshka_dims: Vec<usize>,
+    /// Intra-op threads that measured fastest for this model on a 2-core box; `--intra-threads` overrides.
+    #[serde(default)]
+    pub intra_threads: Option<usize>,
+}
+
+impl Manifest {
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_owned(), source })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|source| ModelError::BadManifest { path: path.to_owned(), source })?;
+        manifest.validate().map_err(|problem| ModelError::InvalidManifest { path: path.to_owned(), problem })?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.dims == 0 {
+            return Err("dims must be positive".into());
+        }
+        if self.max_tokens < 2 {
+            return Err("max_tokens must be at least 2".into());
+        }
+        if !self.matryoshka_dims.contains(&self.dims) {
+            return Err(format!("matryoshka_dims must contain the full width {}", self.dims));
+        }
+        if let Some(bad) = self.matryoshka_dims.iter().find(|&&d| d == 0 || d > self.dims) {
+            return Err(format!("matryoshka dim {bad} is outside 1..={}", self.dims));
+        }
+        if self.append_eos && self.eos_token_id.is_none() {
+            return Err("append_eos needs eos_token_id".into());
+        }
+        if let Some(template) = &self.query_instruction {
+            if !template.contains("{query}") {
+                return Err("query_instruction must contain {query}".into());
+            }
+            if template.contains("{task}") && self.default_task.is_none() {
+                return Err("query_instruction uses {task} but default_task is not set".into());
+            }
+        }
+        if self.intra_threads == Some(0) {
+            return Err("intra_threads must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The text actually fed to the tokenizer for a query.
+    pub fn format_query(&self, query: &str, task: Option<&str>) -> String {
+        match &self.query_instruction {
+            None => query.to_owned(),
+            Some(template) => {
+                let task = task.or(self.default_task.as_deref()).unwrap_or_default();
+                // Substitute {task} first so that a query containing "{task}" stays literal.
+                let (head, tail) = template.split_once("{query}").unwrap_or((template, ""));
+                format!("{}{}{}", head.replace("{task}", task), query, tail.replace("{task}", task))
+            }
+        }
+    }
+
+    /// Checks a requested output width against the model's Matryoshka widths.
+    pub fn check_dims(&self, dims: Option<usize>) -> Result<usize, ModelError> {
+        match dims {
+            None => Ok(self.dims),
+            Some(d) if self.matryoshka_dims.contains(&d) => Ok(d),
+            Some(d) => Err(ModelError::UnsupportedDims { model: self.name.clone(), requested: d, allowed: self.matryoshka_dims.clone() }),
+        }
+    }
+}
+
+/// A resolved model directory with its manifest.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl ModelDir {
+    /// Resolves `--model`: a directory path, or a name under `models_dir`.
+    pub fn resolve(model: &str, models_dir: &Path) -> Result<Self, ModelError> {
+        let as_path = Path::new(model);
+        let dir = if as_path.is_dir() {
+            as_path.to_owned()
+        } else if is_plain_name(model) && models_dir.join(model).is_dir() {
+            models_dir.join(model)
+        } else {
+            return Err(ModelError::NotFound { model: model.to_owned(), models_dir: models_dir.to_owned() });
+        };
+        let manifest = Manifest::from_file(&dir.join(MANIFEST_FILE))?;
+        let model_dir = ModelDir { dir, manifest };
+        for required in [MODEL_FILE, TOKENIZER_FILE] {
+            let path = model_dir.dir.join(required);
+            if !path.is_file() {
+                return Err(ModelError::MissingFile { model: model_dir.manifest.name.clone(), path });
+            }
+        }
+        Ok(model_dir)
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.dir.join(MODEL_FILE)
+    }
+
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join(TOKENIZER_FILE)
+    }
+
+    /// Verifies every pinned file's sha256. Unpinned files are reported with their actual hash.
+    pub fn verify(&self) -> Result<Vec<FileCheck>, ModelError> {
+        self.manifest
+            .files
+            .iter()
+            .map(|file| {
+                let path = self.dir.join(&file.path);
+                let actual = sha256_file(&path)?;
+                match &file.sha256 {
+                    Some(expected) if !expected.eq_ignore_ascii_case(&actual) => {
+                        Err(ModelError::ChecksumMismatch { path, expected: expected.clone(), actual })
+                    }
+                    expected => Ok(FileCheck { path, sha256: actual, pinned: expected.is_some() }),
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FileCheck {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub pinned: bool,
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && name != "." && name != ".."
+}
+
+fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let io_err = |source| ModelError::Io { path: path.to_owned(), source };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qwen_like() -> Manifest {
+        serde_json::from_str(include_str!("../../models/qwen3-embedding-0.6b/manifest.json")).unwrap()
+    }
+
+    #[test]
+    fn shipped_manifests_are_valid() {
+        let minilm: Manifest = serde_json::from_str(include_str!("../../models/minilm-l6-v2/manifest.json")).unwrap();
+        minilm.validate().unwrap();
+        assert_eq!(minilm.dims, 384);
+        assert_eq!(minilm.pooling, Pooling::Mean);
+        let qwen = qwen_like();
+        qwen.validate().unwrap();
+        assert_eq!(qwen.dims, 1024);
+        assert_eq!(qwen.pooling, Pooling::LastToken);
+        assert_eq!(qwen.padding_side, PaddingSide::Left);
+    }
+
+    #[test]
+    fn query_template_is_applied_literally() {
+        let m = qwen_like();
+        assert_eq!(
+            m.format_query("Explain gravity", None),
+            "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:Explain gravity"
+        );
+        assert_eq!(m.format_query("a {task} b", Some("T")), "Instruct: T\nQuery:a {task} b");
+    }
+
+    #[test]
+    fn dims_outside_matryoshka_set_are_refused() {
+        let m = qwen_like();
+        assert_eq!(m.check_dims(None).unwrap(), 1024);
+        assert_eq!(m.check_dims(Some(256)).unwrap(), 256);
+        assert!(matches!(m.check_dims(Some(300)), Err(ModelError::UnsupportedDims { requested: 300, .. })));
+    }
+
+    #[test]
+    fn invalid_manifests_are_refused() {
+        let mut m = qwen_like();
+        m.matryoshka_dims = vec![32];
+        assert!(m.validate().unwrap_err().contains("full width"));
+        let mut m = qwen_like();
+        m.eos_token_id = None;
+        assert!(m.validate().unwrap_err().contains("eos_token_id"));
+        let mut m = qwen_like();
+        m.query_instruction = Some("no placeholder".into());
+        assert!(m.validate().unwrap_err().contains("{query}"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Model directories and their manifests.
+
+mod manifest;
+
+use std::path::PathBuf;
+
+pub use manifest::{FileCheck, Manifest, ManifestFile, ModelDir, PaddingSide, Pooling, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model '{model}' not found: it is neither a directory nor a model under {models_dir} (run scripts/setup to fetch the default model)")]
+    NotFound { model: String, models_dir: PathBuf },
+    #[error("model '{model}' is missing {path}: run scripts/setup (or see models/{model}/README.md)")]
+    MissingFile { model: String, path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("malformed manifest {path}: {source}")]
+    BadManifest { path: PathBuf, source: serde_json::Error },
+    #[error("invalid manifest {path}: {problem}")]
+    InvalidManifest { path: PathBuf, problem: String },
+    #[error("checksum mismatch for {path}: expected sha256 {expected}, found {actual}; run scripts/setup again")]
+    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
+    #[error("model '{model}' cannot produce {requested} dimensions; allowed: {allowed:?}")]
+    UnsupportedDims { model: String, requested: usize, allowed: Vec<usize> },
+}
