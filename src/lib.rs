@@ -2,4 +2,7 @@
 
 pub mod cli;
 pub mod embed;
+pub mod engine;
+pub mod index;
 pub mod model;
+pub mod store;

@@ -74,3 +74,56 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// The first `rows` GloVe-50 vectors (testdata/, fetched by `scripts/setup --test-data`).
+/// The file is a Fortran-order float32 .npy of 400,000 x 50.
+pub fn glove(rows: usize) -> Vec<Vec<f32>> {
+    let path = repo().join("testdata/glove_6B_50d_emb.npy");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup --test-data", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "not an .npy file");
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("npy header");
+    assert!(header.contains("'<f4'") && header.contains("(400000, 50)"), "unexpected npy header {header}");
+    let fortran = header.contains("'fortran_order': True");
+    let data: Vec<f32> = bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let (n, d) = (400_000usize, 50usize);
+    assert!(rows <= n);
+    (0..rows).map(|i| (0..d).map(|j| if fortran { data[j * n + i] } else { data[i * d + j] }).collect()).collect()
+}
+
+pub fn normalized(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A vectors-only collection config (no embedding model involved).
+pub fn vector_collection(name: &str, dims: usize, metric: akidb::store::Metric) -> akidb::store::CollectionConfig {
+    akidb::store::CollectionConfig {
+        name: name.into(),
+        model: akidb::store::ModelBinding { name: "vectors".into(), dims, pooling: akidb::model::Pooling::Mean, query_instruction: None },
+        metric,
+        hnsw: akidb::store::HnswParams::default(),
+        created_at_ms: 0,
+    }
+}
+
+pub fn new_doc(id: String, vector: Vec<f32>, metadata: serde_json::Value) -> akidb::store::NewDocument {
+    akidb::store::NewDocument { id, text: String::new(), metadata: metadata.as_object().cloned().unwrap_or_default(), vector }
+}
+
+/// Top-k ids by cosine similarity among `candidates`, brute force.
+pub fn brute_force_top(query: &[f32], vectors: &[(String, Vec<f32>)], k: usize) -> Vec<String> {
+    let q = normalized(query);
+    let mut scored: Vec<(f32, &String)> = vectors.iter().map(|(id, v)| (dot(&q, &normalized(v)), id)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(k).map(|(_, id)| id.clone()).collect()
+}
+
+pub fn recall(found: &[String], truth: &[String]) -> f64 {
+    let hits = found.iter().filter(|id| truth.contains(id)).count();
+    hits as f64 / truth.len().max(1) as f64
+}

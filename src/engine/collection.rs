@@ -1,0 +1,333 @@
+//! One collection: its config, its index (graph + tombstones) and the metadata filters read.
+//!
+//! Writes to a collection are serialized by `writer` (store write, then index update), so the
+//! graph always holds every point below the store's next point id while no write is under way:
+//! that is what makes a dump's watermark exact. Searches never take `writer`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value};
+
+use super::filter::Filter;
+use super::EngineError;
+use crate::index::{self, dump, Hit, VectorIndex};
+use crate::store::{CollectionConfig, Document, DocumentStore, Metric, NewDocument, PointId, Written};
+
+/// Tombstones above this share of the graph trigger a rebuild of the graph from the store.
+pub const COMPACT_RATIO: f64 = 0.2;
+/// A filter matching at most this many documents is answered by an exact scan over them: recall
+/// 1.0, and cheaper than a filtered graph walk, which loses its early stop and, when few points
+/// pass, wanders far (see README, "Filtered search").
+pub const EXACT_FILTER_MAX: usize = 2_000;
+
+pub struct Collection {
+    pub config: CollectionConfig,
+    store: Arc<dyn DocumentStore>,
+    index_dir: PathBuf,
+    graph: RwLock<Arc<dyn VectorIndex>>,
+    tombstones: RwLock<HashSet<PointId>>,
+    metadata: RwLock<HashMap<PointId, Arc<Map<String, Value>>>>,
+    writer: Mutex<()>,
+    compacting: AtomicBool,
+}
+
+/// A search hit with the stored document, when asked for.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub point: PointId,
+    pub score: f32,
+    pub document: Document,
+}
+
+/// Counters for /collections/{name} and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IndexStats {
+    pub documents: usize,
+    pub graph_points: usize,
+    pub tombstones: usize,
+    pub compacting: bool,
+}
+
+impl Collection {
+    /// Opens a collection's index: the dump in force plus what the store wrote after it, or a
+    /// rebuild from the store when the dump is missing or unusable. Never re-embeds.
+    pub fn open(config: CollectionConfig, store: Arc<dyn DocumentStore>, index_root: &std::path::Path) -> Result<Self, EngineError> {
+        let name = config.name.clone();
+        let index_dir = dump::collection_dir(index_root, &name);
+        let live: HashSet<PointId> = store.live_points(&name)?.into_iter().collect();
+        let graph: Arc<dyn VectorIndex> = match dump::load(&index_dir, config.metric, config.model.dims) {
+            Ok(Some((graph, manifest))) => {
+                let newer = store.vectors_after(&name, manifest.watermark.checked_sub(1))?;
+                tracing::info!(collection = %name, points = manifest.points, newer = newer.len(), "index loaded from dump");
+                graph.insert(&newer);
+                Arc::from(graph)
+            }
+            Ok(None) if live.is_empty() => Arc::from(index::new_index(config.metric, &config.hnsw, 0)?),
+            Ok(None) => {
+                tracing::warn!(collection = %name, "no index dump; rebuilding the index from the store");
+                rebuild(&*store, &config)?
+            }
+            Err(err) => {
+                tracing::warn!(collection = %name, %err, "index dump unusable; rebuilding the index from the store");
+                rebuild(&*store, &config)?
+            }
+        };
+        let tombstones: HashSet<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
+        let mut metadata = HashMap::with_capacity(live.len());
+        for document in store.documents(&name)? {
+            let document = document?;
+            metadata.insert(document.point, Arc::new(document.metadata));
+        }
+        Ok(Collection {
+            config,
+            store,
+            index_dir,
+            graph: RwLock::new(graph),
+            tombstones: RwLock::new(tombstones),
+            metadata: RwLock::new(metadata),
+            writer: Mutex::new(()),
+            compacting: AtomicBool::new(false),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            documents: self.metadata.read().len(),
+            graph_points: self.graph.read().len(),
+            tombstones: self.tombstones.read().len(),
+            compacting: self.compacting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks and prepares a vector for this collection: right width, finite, normalized for cosine.
+    pub fn prepare_vector(&self, mut vector: Vec<f32>) -> Result<Vec<f32>, EngineError> {
+        let dims = self.config.model.dims;
+        if vector.len() != dims {
+            return Err(EngineError::DimensionMismatch { expected: dims, got: vector.len() });
+        }
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(EngineError::InvalidVector("vector contains NaN or infinity".into()));
+        }
+        if self.config.metric == Metric::Cosine {
+            let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm == 0.0 || !norm.is_finite() {
+                return Err(EngineError::InvalidVector("a zero vector has no direction (cosine metric)".into()));
+            }
+            vector.iter_mut().for_each(|v| *v /= norm);
+        }
+        Ok(vector)
+    }
+
+    /// Writes documents (all or none) and indexes them. Returns once the write is durable.
+    pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
+        let documents = documents
+            .into_iter()
+            .map(|mut doc| {
+                doc.vector = self.prepare_vector(std::mem::take(&mut doc.vector))?;
+                Ok(doc)
+            })
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        let written = {
+            let _writer = self.writer.lock();
+            let metadata: Vec<Arc<Map<String, Value>>> = documents.iter().map(|d| Arc::new(d.metadata.clone())).collect();
+            let vectors: Vec<Vec<f32>> = documents.iter().map(|d| d.vector.clone()).collect();
+            let written = self.store.upsert(self.name(), documents)?;
+            let points: Vec<(PointId, Vec<f32>)> = written.iter().map(|w| w.point).zip(vectors).collect();
+            // Metadata first: a point the graph can return must have its metadata for filters.
+            {
+                let mut cache = self.metadata.write();
+                for (w, meta) in written.iter().zip(metadata) {
+                    if let Some(old) = w.replaced {
+                        cache.remove(&old);
+                    }
+                    cache.insert(w.point, meta);
+                }
+            }
+            self.tombstones.write().extend(written.iter().filter_map(|w| w.replaced));
+            self.graph.read().insert(&points);
+            written
+        };
+        self.store.flush()?;
+        self.maybe_compact();
+        Ok(written)
+    }
+
+    /// Deletes documents by id; returns how many existed. Durable on return.
+    pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
+        let removed = {
+            let _writer = self.writer.lock();
+            let removed = self.store.delete(self.name(), ids)?;
+            let mut cache = self.metadata.write();
+            removed.iter().for_each(|p| {
+                cache.remove(p);
+            });
+            drop(cache);
+            self.tombstones.write().extend(removed.iter().copied());
+            removed.len()
+        };
+        self.store.flush()?;
+        self.maybe_compact();
+        Ok(removed)
+    }
+
+    /// Deletes every document the filter matches.
+    pub fn delete_where(self: &Arc<Self>, filter: &Filter) -> Result<usize, EngineError> {
+        let points = self.matching(filter);
+        let mut ids = Vec::with_capacity(points.len());
+        for point in points {
+            if let Some(doc) = self.store.get_by_point(self.name(), point)? {
+                ids.push(doc.id);
+            }
+        }
+        self.delete(&ids)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Document>, EngineError> {
+        Ok(self.store.get(self.name(), id)?)
+    }
+
+    fn matching(&self, filter: &Filter) -> Vec<PointId> {
+        let cache = self.metadata.read();
+        let mut points: Vec<PointId> = cache.iter().filter(|(_, meta)| filter.matches(meta)).map(|(p, _)| *p).collect();
+        points.sort_unstable();
+        points
+    }
+
+    /// The `k` nearest live documents to `vector` (already checked by `prepare_vector`), best first.
+    pub fn search(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>) -> Result<Vec<Found>, EngineError> {
+        let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
+        let hits = match filter {
+            Some(filter) => {
+                let matching = self.matching(filter);
+                if matching.len() <= EXACT_FILTER_MAX {
+                    return self.exact(vector, k, &matching);
+                }
+                let allowed: HashSet<PointId> = matching.into_iter().collect();
+                let accept = |p: PointId| allowed.contains(&p);
+                self.graph_search(vector, k, ef, Some(&accept))
+            }
+            None => self.graph_search(vector, k, ef, None),
+        };
+        self.fetch(hits)
+    }
+
+    fn graph_search(&self, vector: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
+        let graph = self.graph.read().clone();
+        let tombstones = self.tombstones.read();
+        if tombstones.is_empty() {
+            return graph.search(vector, k, ef, filter);
+        }
+        let live = |p: PointId| !tombstones.contains(&p) && filter.is_none_or(|f| f(p));
+        graph.search(vector, k, ef, Some(&live))
+    }
+
+    /// Exact search over the given points, reading their vectors from the store.
+    fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Found>, EngineError> {
+        let mut found = Vec::with_capacity(points.len());
+        for &point in points {
+            if let Some(document) = self.store.get_by_point(self.name(), point)? {
+                let distance = distance(self.config.metric, vector, &document.vector);
+                found.push((distance, point, document));
+            }
+        }
+        found.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(found
+            .into_iter()
+            .take(k)
+            .map(|(distance, point, document)| Found { point, score: index::score(self.config.metric, distance), document })
+            .collect())
+    }
+
+    fn fetch(&self, hits: Vec<Hit>) -> Result<Vec<Found>, EngineError> {
+        let mut found = Vec::with_capacity(hits.len());
+        for hit in hits {
+            // A point deleted between the graph walk and this read is simply skipped.
+            if let Some(document) = self.store.get_by_point(self.name(), hit.point)? {
+                found.push(Found { point: hit.point, score: index::score(self.config.metric, hit.distance), document });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Starts a background compaction when tombstones pass `COMPACT_RATIO` of the graph.
+    fn maybe_compact(self: &Arc<Self>) {
+        let (tombstones, graph_points) = (self.tombstones.read().len(), self.graph.read().len());
+        if tombstones == 0 || (tombstones as f64) < COMPACT_RATIO * graph_points as f64 {
+            return;
+        }
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let collection = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name(format!("akidb-compact-{}", self.name())).spawn(move || {
+            if let Err(err) = collection.compact() {
+                tracing::error!(collection = %collection.name(), %err, "compaction failed; will retry on a later write");
+            }
+            collection.compacting.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.compacting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Rebuilds the graph from the store's live points and swaps it in. Writes continue while the
+    /// bulk of the graph is built; they are blocked only for the catch-up and the swap.
+    pub fn compact(&self) -> Result<(), EngineError> {
+        let name = self.name().to_owned();
+        let snapshot_next = {
+            let _writer = self.writer.lock();
+            self.store.next_point(&name)?
+        };
+        let started = std::time::Instant::now();
+        let vectors: Vec<(PointId, Vec<f32>)> = self.store.vectors_after(&name, None)?.into_iter().filter(|(p, _)| *p < snapshot_next).collect();
+        let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(self.config.metric, &self.config.hnsw, vectors.len())?);
+        fresh.insert(&vectors);
+        drop(vectors);
+        let _writer = self.writer.lock();
+        fresh.insert(&self.store.vectors_after(&name, snapshot_next.checked_sub(1))?);
+        let live: HashSet<PointId> = self.store.live_points(&name)?.into_iter().collect();
+        let tombstones: HashSet<PointId> = fresh.points().into_iter().filter(|p| !live.contains(p)).collect();
+        let (before, after) = (self.graph.read().len(), fresh.len());
+        *self.graph.write() = fresh;
+        *self.tombstones.write() = tombstones;
+        tracing::info!(collection = %name, before, after, seconds = started.elapsed().as_secs_f32(), "index compacted");
+        Ok(())
+    }
+
+    /// Dumps the graph atomically with the watermark it covers. Writers wait during the dump.
+    pub fn dump(&self) -> Result<(), EngineError> {
+        let _writer = self.writer.lock();
+        let watermark = self.store.next_point(self.name())?;
+        let graph = self.graph.read().clone();
+        dump::save(&*graph, &self.index_dir, watermark, self.config.metric, self.config.model.dims)?;
+        Ok(())
+    }
+
+    pub fn index_dir(&self) -> &std::path::Path {
+        &self.index_dir
+    }
+}
+
+fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<dyn VectorIndex>, EngineError> {
+    let vectors = store.vectors_after(&config.name, None)?;
+    let graph = index::new_index(config.metric, &config.hnsw, vectors.len())?;
+    graph.insert(&vectors);
+    Ok(Arc::from(graph))
+}
+
+/// Same distances as the index uses, for exact search.
+fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>(),
+        Metric::Dot => index::distance_from_dot(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()),
+        Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt(),
+    }
+}

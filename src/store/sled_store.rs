@@ -1,0 +1,263 @@
+//! `DocumentStore` on sled 0.34.
+//!
+//! Layout (schema v2):
+//! - default tree: `schema_version` → u32 (big-endian)
+//! - `collections`: name → bincode `CollectionConfig`
+//! - `counters`: name → next point id (u64 big-endian)
+//! - `docs/<name>`: document id → bincode `DocRecord`
+//! - `points/<name>`: point id (u64 big-endian, so iteration is in point order) → document id
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::codec::{decode, encode, vector_from_bytes, vector_to_bytes, DocRecord};
+use super::group_commit::GroupCommit;
+use super::{migrations, CollectionConfig, Document, DocumentStore, NewDocument, PointId, StoreError, Written};
+
+pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+pub(crate) const COLLECTIONS: &str = "collections";
+pub(crate) const COUNTERS: &str = "counters";
+
+pub(crate) fn docs_tree(collection: &str) -> String {
+    format!("docs/{collection}")
+}
+
+pub(crate) fn points_tree(collection: &str) -> String {
+    format!("points/{collection}")
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    collections: sled::Tree,
+    counters: sled::Tree,
+    group: GroupCommit,
+}
+
+impl SledStore {
+    /// Opens (or creates) a store, migrating an older schema and refusing a newer one.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        migrations::bring_up_to_date(&db, path)?;
+        Ok(SledStore { collections: db.open_tree(COLLECTIONS)?, counters: db.open_tree(COUNTERS)?, db, group: GroupCommit::default() })
+    }
+
+    fn trees(&self, collection: &str) -> Result<(sled::Tree, sled::Tree), StoreError> {
+        if !self.collections.contains_key(collection)? {
+            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        }
+        Ok((self.db.open_tree(docs_tree(collection))?, self.db.open_tree(points_tree(collection))?))
+    }
+
+    fn document(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
+        let tree = docs_tree(collection);
+        let record: DocRecord = decode(bytes, &tree)?;
+        let corrupt = |message: String| StoreError::Corrupt { tree: tree.clone(), message };
+        let metadata = match serde_json::from_str(&record.metadata).map_err(|e| corrupt(e.to_string()))? {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(corrupt("metadata is not an object".into())),
+        };
+        Ok(Document {
+            id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
+            point: record.point,
+            text: record.text,
+            metadata,
+            vector: vector_from_bytes(&record.vector).ok_or_else(|| corrupt("vector length is not a multiple of 4".into()))?,
+        })
+    }
+}
+
+fn point_key(point: PointId) -> [u8; 8] {
+    point.to_be_bytes()
+}
+
+fn point_from_key(key: &[u8]) -> Option<PointId> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+fn abort(tree: &str, message: impl Into<String>) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(StoreError::Corrupt { tree: tree.to_owned(), message: message.into() })
+}
+
+fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
+    match err {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+impl DocumentStore for SledStore {
+    fn create_collection(&self, config: &CollectionConfig) -> Result<(), StoreError> {
+        let name = config.name.as_str();
+        let created = (&self.collections, &self.counters)
+            .transaction(|(collections, counters)| {
+                if collections.get(name)?.is_some() {
+                    return Ok(false);
+                }
+                collections.insert(name, encode(config))?;
+                counters.insert(name, &0u64.to_be_bytes())?;
+                Ok(true)
+            })
+            .map_err(unwrap_tx)?;
+        if !created {
+            return Err(StoreError::CollectionExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn collection(&self, name: &str) -> Result<Option<CollectionConfig>, StoreError> {
+        self.collections.get(name)?.map(|bytes| decode(&bytes, COLLECTIONS)).transpose()
+    }
+
+    fn collections(&self) -> Result<Vec<CollectionConfig>, StoreError> {
+        self.collections.iter().values().map(|bytes| decode(&bytes?, COLLECTIONS)).collect()
+    }
+
+    fn drop_collection(&self, name: &str) -> Result<bool, StoreError> {
+        if self.collections.remove(name)?.is_none() {
+            return Ok(false);
+        }
+        self.counters.remove(name)?;
+        self.db.drop_tree(docs_tree(name))?;
+        self.db.drop_tree(points_tree(name))?;
+        Ok(true)
+    }
+
+    fn upsert(&self, collection: &str, documents: Vec<NewDocument>) -> Result<Vec<Written>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        // Outside the transaction closure, which sled may run more than once.
+        let metadata: Vec<String> = documents.iter().map(|doc| serde_json::Value::Object(doc.metadata.clone()).to_string()).collect();
+        let docs_name = docs_tree(collection);
+        (&docs, &points, &self.counters)
+            .transaction(|(docs_tx, points_tx, counters_tx)| {
+                let first = counters_tx
+                    .get(collection)?
+                    .and_then(|bytes| point_from_key(&bytes))
+                    .ok_or_else(|| abort(COUNTERS, format!("no counter for {collection}")))?;
+                let mut written = Vec::with_capacity(documents.len());
+                for (offset, (doc, metadata)) in documents.iter().zip(&metadata).enumerate() {
+                    let id = &doc.id;
+                    let point = first + offset as u64;
+                    let replaced = match docs_tx.get(id.as_bytes())? {
+                        Some(old) => {
+                            let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
+                            points_tx.remove(&point_key(old.point))?;
+                            // A repeated id within this batch replaces a point that was never committed.
+                            (old.point < first).then_some(old.point)
+                        }
+                        None => None,
+                    };
+                    let record = DocRecord {
+                        point,
+                        text: doc.text.clone(),
+                        metadata: metadata.clone(),
+                        vector: vector_to_bytes(&doc.vector),
+                    };
+                    docs_tx.insert(id.as_bytes(), encode(&record))?;
+                    points_tx.insert(&point_key(point), id.as_bytes())?;
+                    written.push(Written { point, replaced });
+                }
+                counters_tx.insert(collection, &(first + documents.len() as u64).to_be_bytes())?;
+                Ok(written)
+            })
+            .map_err(unwrap_tx)
+    }
+
+    fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<PointId>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let docs_name = docs_tree(collection);
+        (&docs, &points)
+            .transaction(|(docs_tx, points_tx)| {
+                let mut removed = Vec::new();
+                for id in ids {
+                    if let Some(old) = docs_tx.remove(id.as_bytes())? {
+                        let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
+                        points_tx.remove(&point_key(old.point))?;
+                        removed.push(old.point);
+                    }
+                }
+                Ok(removed)
+            })
+            .map_err(unwrap_tx)
+    }
+
+    fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        let (docs, _) = self.trees(collection)?;
+        docs.get(id.as_bytes())?.map(|bytes| self.document(id.as_bytes(), &bytes, collection)).transpose()
+    }
+
+    fn get_by_point(&self, collection: &str, point: PointId) -> Result<Option<Document>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let Some(id) = points.get(point_key(point))? else { return Ok(None) };
+        docs.get(&id)?.map(|bytes| self.document(&id, &bytes, collection)).transpose()
+    }
+
+    fn count(&self, collection: &str) -> Result<usize, StoreError> {
+        Ok(self.trees(collection)?.1.len())
+    }
+
+    fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let collection = collection.to_owned();
+        Ok(Box::new(points.iter().values().filter_map(move |id| {
+            let fetch = || -> Result<Option<Document>, StoreError> {
+                let id = id?;
+                docs.get(&id)?.map(|bytes| self.document(&id, &bytes, &collection)).transpose()
+            };
+            fetch().transpose()
+        })))
+    }
+
+    fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let docs_name = docs_tree(collection);
+        let start = after.map_or(0, |p| p.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in points.range(point_key(start)..) {
+            let (key, id) = entry?;
+            let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: points_tree(collection), message: "bad key".into() })?;
+            if let Some(bytes) = docs.get(&id)? {
+                let record: DocRecord = decode(&bytes, &docs_name)?;
+                let vector = vector_from_bytes(&record.vector)
+                    .ok_or_else(|| StoreError::Corrupt { tree: docs_name.clone(), message: "bad vector".into() })?;
+                out.push((point, vector));
+            }
+        }
+        Ok(out)
+    }
+
+    fn live_points(&self, collection: &str) -> Result<Vec<PointId>, StoreError> {
+        let (_, points) = self.trees(collection)?;
+        points
+            .iter()
+            .keys()
+            .map(|key| {
+                let key = key?;
+                point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: points_tree(collection), message: "bad key".into() })
+            })
+            .collect()
+    }
+
+    fn next_point(&self, collection: &str) -> Result<PointId, StoreError> {
+        self.counters
+            .get(collection)?
+            .and_then(|bytes| point_from_key(&bytes))
+            .ok_or_else(|| StoreError::CollectionNotFound(collection.to_owned()))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.group
+            .commit(|| self.db.flush().map(|_| ()))
+            .map_err(|message| StoreError::Sled(sled::Error::Io(std::io::Error::other(message))))
+    }
+}
+
+pub(crate) fn read_schema_version(db: &sled::Db) -> Result<Option<u32>, StoreError> {
+    Ok(db.get(SCHEMA_KEY)?.and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok()).map(u32::from_be_bytes))
+}
+
+pub(crate) fn write_schema_version(db: &sled::Db, version: u32) -> Result<(), StoreError> {
+    db.insert(SCHEMA_KEY, &version.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
