@@ -1,8 +1,8 @@
 //! Embedding throughput through the whole provider path (tokenize → queue → ONNX → pool).
 //!
 //! Workloads (one criterion iteration embeds the whole workload in requests of `batch` texts):
-//! - `minilm-docs`:    the first 64 SciFact abstracts (title + " " + text; most hit 256 tokens)
-//! - `minilm-queries`: the first 64 SciFact claims (short)
+//! - `minilm-docs`:    the first 32 SciFact abstracts (title + " " + text; most hit 256 tokens)
+//! - `minilm-queries`: the first 32 SciFact claims (short)
 //! - `qwen3-0.6b-{fp32,int8}`: 32 texts of exactly 16 tokens through the full-size Qwen3 graph,
 //!   when AKIDB_BENCH_QWEN3_DIR points at the output of benches/peers/prepare_qwen3_06b.py.
 //! Each at batch 1/8/32 and 1/2 intra-op threads. benches/peers/embed_vs_python.py runs this and
@@ -15,7 +15,7 @@ use akidb::embed::{BatchConfig, Device, EmbeddingProvider, OnnxOptions, OnnxProv
 use akidb::model::ModelDir;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 
-const WORKLOAD: usize = 64;
+const WORKLOAD: usize = 32;
 const QWEN_WORKLOAD: usize = 32;
 /// 16 tokens with the Qwen3 tokenizer, <|endoftext|> included (checked below).
 const SIXTEEN_TOKENS: &str = "The quick brown fox jumps over the lazy dog near the river bank today.";

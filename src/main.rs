@@ -3,9 +3,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use akidb::cli::{run_check_model, run_embed, Cli, Command};
+use akidb::cli::{load_config_file, run_check_model, run_embed, run_serve, Cli, Command};
 
 fn main() -> ExitCode {
+    // The config file feeds the environment, so it is read before clap looks at the environment.
+    if let Some(path) = config_path() {
+        if let Err(err) = load_config_file(&path) {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
     // Logs go to stderr: stdout carries command output (JSON lines for `embed`).
     tracing_subscriber::fmt()
@@ -24,8 +31,23 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Serve(args) => run_serve(args)?,
         Command::Embed(args) => run_embed(args)?,
         Command::CheckModel(args) => run_check_model(args)?,
     }
     Ok(())
+}
+
+/// `--config FILE`, `--config=FILE` or AKIDB_CONFIG.
+fn config_path() -> Option<std::path::PathBuf> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            return args.next().map(Into::into);
+        }
+        if let Some(path) = arg.to_str().and_then(|a| a.strip_prefix("--config=")) {
+            return Some(path.into());
+        }
+    }
+    std::env::var_os("AKIDB_CONFIG").map(Into::into)
 }

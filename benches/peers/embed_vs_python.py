@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCIFACT = os.path.join(REPO, "..", "shared", "data", "scifact")
-WORKLOAD = 64
+WORKLOAD = 32
 QWEN_WORKLOAD = 32
 SIXTEEN_TOKENS = "The quick brown fox jumps over the lazy dog near the river bank today."
 BATCHES = [1, 8, 32]

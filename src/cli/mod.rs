@@ -1,6 +1,7 @@
 //! Command-line interface: every flag is also an `AKIDB_*` environment variable.
 
 mod embed;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use crate::embed::{runtime, BatchConfig, Device, EmbedError, OnnxOptions, OnnxPr
 use crate::model::ModelDir;
 
 pub use embed::{run_embed, EmbedArgs};
+pub use serve::{load_config_file, run_serve, ServeArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -21,6 +23,12 @@ pub enum CliError {
     Io(#[from] std::io::Error),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("config file: {0}")]
+    Config(String),
+    #[error("startup failed: {0}")]
+    Startup(String),
 }
 
 impl From<EmbedError> for CliError {
@@ -41,18 +49,27 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the REST server.
+    Serve(Box<ServeArgs>),
     /// Embed texts (arguments, or JSON lines on stdin) and print one JSON object per text.
     Embed(EmbedArgs),
     /// Check the model files against their manifest's sha256 and print the model's settings.
     CheckModel(CheckModelArgs),
 }
 
-/// Where the model and the runtime come from, and how inference runs.
+/// Which model to use.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Model name (a folder under --models-dir) or a directory with model.onnx, tokenizer.json, manifest.json.
     #[arg(long, env = "AKIDB_MODEL", default_value = "minilm-l6-v2")]
     pub model: String,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Where models and the runtime come from, and how inference runs.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
     /// Folder holding named models.
     #[arg(long, env = "AKIDB_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
@@ -71,18 +88,18 @@ pub struct ModelArgs {
     /// Most texts in one model call.
     #[arg(long, env = "AKIDB_MAX_BATCH_SIZE", default_value_t = BatchConfig::default().max_batch_size)]
     pub max_batch_size: usize,
-    /// Data directory (the CoreML model cache lives under it).
+    /// Data directory: the store, the index dumps, the CoreML model cache.
     #[arg(long, env = "AKIDB_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 }
 
-impl ModelArgs {
-    pub fn model_dir(&self) -> Result<ModelDir, EmbedError> {
-        Ok(ModelDir::resolve(&self.model, &self.models_dir)?)
+impl RuntimeArgs {
+    pub fn model_dir(&self, model: &str) -> Result<ModelDir, EmbedError> {
+        Ok(ModelDir::resolve(model, &self.models_dir)?)
     }
 
-    pub fn load_provider(&self) -> Result<OnnxProvider, EmbedError> {
-        let model = self.model_dir()?;
+    pub fn load_provider(&self, model: &str) -> Result<OnnxProvider, EmbedError> {
+        let model = self.model_dir(model)?;
         let options = OnnxOptions {
             ort_library: self.ort_lib.clone(),
             device: self.device,
@@ -90,6 +107,16 @@ impl ModelArgs {
             cache_dir: self.data_dir.join("coreml-cache"),
         };
         OnnxProvider::load(&model, &options, BatchConfig { max_batch_tokens: self.max_batch_tokens, max_batch_size: self.max_batch_size })
+    }
+}
+
+impl ModelArgs {
+    pub fn model_dir(&self) -> Result<ModelDir, EmbedError> {
+        self.runtime.model_dir(&self.model)
+    }
+
+    pub fn load_provider(&self) -> Result<OnnxProvider, EmbedError> {
+        self.runtime.load_provider(&self.model)
     }
 }
 

@@ -180,6 +180,8 @@ impl Worker {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.batched_texts.fetch_add(ids.len(), Ordering::Relaxed);
         self.stats.padded_tokens.fetch_add(ids.len() * longest, Ordering::Relaxed);
+        metrics::histogram!("akidb_embed_batch_texts").record(ids.len() as f64);
+        metrics::histogram!("akidb_embed_batch_padded_tokens").record((ids.len() * longest) as f64);
         match self.backend.embed(&ids) {
             Ok(vectors) if vectors.len() == live.len() => {
                 for (item, vector) in live.iter().zip(vectors) {

@@ -218,6 +218,10 @@ fn open_session(env: &ort::environment::Environment, path: &Path, options: &Onnx
 fn base_builder(env: &ort::environment::Environment, threads: usize) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
     Session::builder(env)
         .map_err(EmbedError::runtime("create a session builder"))?
+        // ort defaults to MaxEfficiency, under which ONNX Runtime may register an accelerator on
+        // its own (CoreML on macOS): akidb registers exactly the provider --device asked for.
+        .with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU)
+        .map_err(EmbedError::runtime("set the device policy"))?
         .with_intra_threads(threads)
         .map_err(EmbedError::runtime("set intra-op threads"))
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests. Missing fixtures or setup fail loudly, never skip.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 
 use akidb::embed::{BatchConfig, Device, OnnxOptions, OnnxProvider};

@@ -1,0 +1,34 @@
+//! A JSON body extractor whose rejections are `ApiError`s: 400 for malformed JSON, 422 naming
+//! the field for wrong types or missing fields, 415 without a JSON content type, 413 over the
+//! body limit.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(reject(rejection)),
+        }
+    }
+}
+
+fn reject(rejection: JsonRejection) -> ApiError {
+    let message = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonSyntaxError(_) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message),
+        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!("request body too large: {}", other.body_text())),
+        other => ApiError::new(other.status(), "invalid_body", other.body_text()),
+    }
+}

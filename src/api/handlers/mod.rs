@@ -1,0 +1,7 @@
+//! Route handlers, one file per resource.
+
+pub mod collections;
+pub mod documents;
+pub mod embeddings;
+pub mod search;
+pub mod system;

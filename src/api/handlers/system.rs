@@ -1,0 +1,63 @@
+//! Liveness, readiness, metrics, OpenAPI.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::api::openapi::openapi_json;
+use crate::api::state::AppState;
+use crate::api::types::{HealthResponse, ModelStatus, ReadyResponse};
+use crate::embed::EmbeddingProvider;
+
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The process is alive", body = HealthResponse)))]
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<HealthResponse> {
+    let models = state
+        .loaded()
+        .map(|loaded| {
+            loaded
+                .models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| ModelStatus {
+                    name: m.info().name.clone(),
+                    dims: m.info().dims,
+                    execution_provider: m.info().execution_provider,
+                    default: i == 0,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(HealthResponse { status: "ok", version: env!("CARGO_PKG_VERSION"), ready: state.is_ready(), models })
+}
+
+#[utoipa::path(get, path = "/ready", tag = "system",
+    responses((status = 200, description = "Models and indexes are loaded", body = ReadyResponse),
+              (status = 503, description = "Still loading", body = ReadyResponse)))]
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let ready = state.is_ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(ReadyResponse { ready })).into_response()
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Ok(loaded) = state.loaded() {
+        crate::api::metrics::record_gauges(loaded);
+    }
+    let body = state.prometheus.as_ref().map(|h| {
+        h.run_upkeep();
+        h.render()
+    }).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "This API's OpenAPI 3 document")))]
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}

@@ -1,0 +1,64 @@
+//! Request middleware: API key, load shedding with a timeout, request metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// Probes: open without credentials, and never shed.
+const OPEN_ROUTES: [&str; 2] = ["/health", "/ready"];
+
+pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.api_key.as_deref() else { return next.run(request).await };
+    if OPEN_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "the API key is not valid").into_response(),
+        None => ApiError::new(StatusCode::UNAUTHORIZED, "missing_api_key", "send the API key as 'Authorization: Bearer <key>'").into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Refuses work beyond `max_in_flight` at once (503 + Retry-After) instead of queueing without
+/// bound, and stops requests that run past the timeout.
+pub async fn shed_and_time_out(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if OPEN_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        return ApiError::unavailable("overloaded", "too many requests in flight; retry shortly").into_response();
+    };
+    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the request took longer than {:?}", state.limits.request_timeout))
+            .into_response(),
+    }
+}
+
+pub async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("akidb_http_requests_total", &labels).increment(1);
+    metrics::histogram!("akidb_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    response
+}

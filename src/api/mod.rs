@@ -1,0 +1,105 @@
+//! The REST API: axum router, handlers, errors, limits, auth, metrics, OpenAPI.
+
+pub mod error;
+mod extract;
+mod handlers;
+pub mod metrics;
+mod middleware;
+pub mod openapi;
+pub mod state;
+pub mod types;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use error::ApiError;
+use handlers::{collections, documents, embeddings, search, system};
+pub use state::{AppState, Limits, Loaded};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    with_layers(routes(), state)
+}
+
+fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .route("/v1/embeddings", post(embeddings::create_embeddings))
+        .route("/collections", post(collections::create_collection).get(collections::list_collections))
+        .route("/collections/{name}", get(collections::get_collection).delete(collections::delete_collection))
+        .route("/collections/{name}/documents", post(documents::add_documents))
+        .route("/collections/{name}/documents/delete", post(documents::delete_documents))
+        .route("/collections/{name}/documents/{id}", get(documents::get_document).delete(documents::delete_document))
+        .route("/collections/{name}/search", post(search::search))
+        .route("/collections/{name}/search/batch", post(search::search_batch))
+}
+
+/// Metrics, fallbacks, load shedding, auth, body limit and panic recovery around `routes`.
+fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    routes
+        .route_layer(axum::middleware::from_fn(middleware::record_metrics))
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::shed_and_time_out))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_api_key))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// A panicking handler answers a JSON 500; the server keeps serving.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+    tracing::error!(%detail, "handler panicked");
+    ApiError::internal("internal error (a handler panicked; the server is still running)").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_json_500_and_the_router_keeps_serving() {
+        let state = Arc::new(AppState::new(Limits::default(), None, None));
+        let panicking: Router<Arc<AppState>> = Router::new().route("/boom", get(|| async {
+            panic!("handler bug");
+            #[allow(unreachable_code)]
+            ""
+        }));
+        let app = with_layers(panicking.merge(routes()), state);
+        for _ in 0..2 {
+            let response = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"]["code"], "internal_error");
+        }
+        let health = app.oneshot(Request::get("/health").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn routes_other_than_probes_answer_503_until_loaded() {
+        let state = Arc::new(AppState::new(Limits::default(), None, None));
+        let app = router(state);
+        let ready = app.clone().oneshot(Request::get("/ready").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let list = app.oneshot(Request::get("/collections").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(list.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(list.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+    }
+}

@@ -1,0 +1,263 @@
+//! Request and response bodies of the REST API (kept apart from the handlers).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::embed::ExecutionProvider;
+
+// ---------- system ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok` when the process answers.
+    pub status: &'static str,
+    pub version: &'static str,
+    /// Whether models and indexes are loaded (same as `GET /ready`).
+    pub ready: bool,
+    pub models: Vec<ModelStatus>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelStatus {
+    pub name: String,
+    pub dims: usize,
+    #[schema(value_type = String, example = "CPUExecutionProvider")]
+    pub execution_provider: ExecutionProvider,
+    pub default: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReadyResponse {
+    pub ready: bool,
+}
+
+// ---------- OpenAI-compatible embeddings ----------
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmbeddingsRequest {
+    /// A string or an array of strings. Token arrays are not supported.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// A model loaded by this server (see `GET /health`).
+    pub model: String,
+    /// `float` (default) or `base64` (little-endian float32, as the OpenAI API).
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+    /// Matryoshka width, for models that allow it.
+    #[serde(default)]
+    pub dimensions: Option<usize>,
+    /// Accepted and ignored, as OpenAI clients send it.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingsResponse {
+    pub object: &'static str,
+    pub data: Vec<EmbeddingObject>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingObject {
+    pub object: &'static str,
+    pub index: usize,
+    /// An array of floats, or a base64 string when `encoding_format` is `base64`.
+    #[schema(value_type = Object)]
+    pub embedding: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
+}
+
+// ---------- collections ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricName {
+    Cosine,
+    Dot,
+    L2,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HnswConfig {
+    /// Links per node, 2..=256 (default 16).
+    pub m: Option<usize>,
+    /// Build breadth (default 200).
+    pub ef_construction: Option<usize>,
+    /// Default search breadth (default 64).
+    pub ef_search: Option<usize>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollectionRequest {
+    /// `[A-Za-z0-9_-]{1,64}`.
+    pub name: String,
+    /// A model loaded by this server; default: the server's default model.
+    pub model: Option<String>,
+    /// `cosine` (default), `dot` or `l2`.
+    pub metric: Option<MetricName>,
+    pub hnsw: Option<HnswConfig>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub model: String,
+    pub dims: usize,
+    pub metric: MetricName,
+    pub hnsw: HnswInfo,
+    pub created_at_ms: u64,
+    pub documents: usize,
+    pub index: IndexInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HnswInfo {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IndexInfo {
+    /// Points in the graph, tombstones included.
+    pub graph_points: usize,
+    /// Deleted or replaced points still in the graph (compacted past 20 %).
+    pub tombstones: usize,
+    pub compacting: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionList {
+    pub collections: Vec<CollectionInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    /// How many things were deleted.
+    pub deleted: usize,
+}
+
+// ---------- documents ----------
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    /// Up to 256 bytes; a UUIDv7 is generated when absent.
+    pub id: Option<String>,
+    pub text: String,
+    /// A JSON object (size-limited).
+    #[schema(value_type = Object)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDocumentsRequest {
+    pub documents: Vec<DocumentInput>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AddDocumentsResponse {
+    pub ids: Vec<String>,
+    /// Per document: whether its text was cut at the model's token limit.
+    pub truncated: Vec<bool>,
+    /// Per document: tokens embedded.
+    pub tokens: Vec<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DocumentResponse {
+    pub id: String,
+    pub text: String,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct GetDocumentQuery {
+    /// Include the stored vector.
+    #[serde(default)]
+    pub include_vector: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteDocumentsRequest {
+    pub ids: Option<Vec<String>>,
+    /// A metadata filter (same syntax as search).
+    #[serde(rename = "where")]
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+}
+
+// ---------- search ----------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Include {
+    Text,
+    Metadata,
+    Vector,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Text to embed with the collection's model (as a query). Give this or `vector`.
+    pub query: Option<String>,
+    /// A query vector of the collection's width. Give this or `query`.
+    pub vector: Option<Vec<f32>>,
+    /// Results to return, 1..=1000 (default 10).
+    pub k: Option<usize>,
+    /// Metadata filter: `{"field": value}`, `$eq $ne $gt $gte $lt $lte $in $nin $and $or`.
+    #[serde(rename = "where")]
+    #[schema(value_type = Object)]
+    pub filter: Option<Value>,
+    /// Search breadth (default: the collection's `ef_search`).
+    pub ef: Option<usize>,
+    /// Fields to return with each hit (default: text and metadata).
+    pub include: Option<Vec<Include>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSearchRequest {
+    pub searches: Vec<SearchRequest>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit {
+    pub id: String,
+    /// cosine: cosine similarity (higher is better); dot: inner product (higher is better);
+    /// l2: Euclidean distance (lower is better). Hits are always best first.
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchResponse {
+    pub results: Vec<SearchHit>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchSearchResponse {
+    pub results: Vec<Vec<SearchHit>>,
+}

@@ -1,0 +1,182 @@
+//! `akidb serve`: the REST server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{CliError, RuntimeArgs};
+use crate::api::{self, AppState, Limits, Loaded};
+use crate::engine::Engine;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "AKIDB_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the address is printed on stdout).
+    #[arg(long, env = "AKIDB_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Models to load: a name under --models-dir or a directory; repeat for more; the first is the default.
+    #[arg(long = "model", env = "AKIDB_MODELS", value_delimiter = ',', default_value = "minilm-l6-v2")]
+    pub models: Vec<String>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Require 'Authorization: Bearer <key>' on every route but /health and /ready.
+    #[arg(long, env = "AKIDB_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Most documents in one add request.
+    #[arg(long, env = "AKIDB_MAX_BATCH_DOCUMENTS", default_value_t = Limits::default().max_batch_documents)]
+    pub max_batch_documents: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "AKIDB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Requests served at once; more are refused with 503 and Retry-After.
+    #[arg(long, env = "AKIDB_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Seconds before a request is abandoned with 408.
+    #[arg(long, env = "AKIDB_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Seconds between index dumps (dumps also happen at shutdown).
+    #[arg(long, env = "AKIDB_DUMP_INTERVAL_SECS", default_value_t = 300)]
+    pub dump_interval_secs: u64,
+    /// A file of AKIDB_*=value lines read before the flags (flags and environment win).
+    #[arg(long, env = "AKIDB_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("akidb-http").build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> Result<(), CliError> {
+    let limits = Limits {
+        max_batch_documents: args.max_batch_documents,
+        max_body_bytes: args.max_body_bytes,
+        max_in_flight: args.max_in_flight.max(1),
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        ..Limits::default()
+    };
+    let state = Arc::new(AppState::new(limits, args.api_key.clone(), api::metrics::install()));
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let address: SocketAddr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("akidb listening on http://{address}");
+    tracing::info!(%address, "listening; loading models and indexes");
+
+    // Load in the background so that /health and /ready answer (503) while loading.
+    let loading = {
+        let (state, args_models, runtime, data_dir) = (state.clone(), args.models.clone(), args.runtime.clone(), args.runtime.data_dir.clone());
+        tokio::task::spawn_blocking(move || -> Result<Arc<Engine>, CliError> {
+            let mut models = Vec::with_capacity(args_models.len());
+            for model in &args_models {
+                models.push(Arc::new(runtime.load_provider(model)?));
+            }
+            std::fs::create_dir_all(&data_dir)?;
+            let engine = Arc::new(Engine::open(&data_dir)?);
+            state.set_loaded(Loaded { engine: engine.clone(), models });
+            tracing::info!("ready");
+            Ok(engine)
+        })
+    };
+    let mut server = tokio::spawn(async move { axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await });
+    let engine = tokio::select! {
+        loaded = loading => match loaded {
+            Ok(Ok(engine)) => engine,
+            Ok(Err(err)) => {
+                server.abort();
+                return Err(err);
+            }
+            Err(join) => {
+                server.abort();
+                return Err(CliError::Startup(join.to_string()));
+            }
+        },
+        // Stopped while loading: nothing was written yet that needs a flush.
+        served = &mut server => return served.map_err(|e| CliError::Startup(e.to_string()))?.map_err(CliError::from),
+    };
+    let dumper = tokio::spawn(dump_periodically(engine.clone(), Duration::from_secs(args.dump_interval_secs.max(1))));
+    // Returns once a signal came and every in-flight request has finished.
+    let served = server.await.map_err(|e| CliError::Startup(e.to_string()))?;
+    dumper.abort();
+    tracing::info!("shutting down: flushing the store and dumping indexes");
+    tokio::task::spawn_blocking(move || -> Result<(), CliError> {
+        engine.store().flush().map_err(crate::engine::EngineError::from)?;
+        engine.dump_all()?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| CliError::Startup(e.to_string()))??;
+    tracing::info!("stopped cleanly");
+    Ok(served?)
+}
+
+async fn dump_periodically(engine: Arc<Engine>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.dump_all()).await {
+            Ok(Ok(())) => tracing::debug!("indexes dumped"),
+            Ok(Err(err)) => tracing::error!(%err, "periodic index dump failed"),
+            Err(err) => tracing::error!(%err, "periodic index dump panicked"),
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Reads `KEY=VALUE` lines (blank lines and `#` comments skipped) into the environment, without
+/// overriding variables already set: precedence is flag > environment > config file > default.
+/// Called before any thread starts.
+pub fn load_config_file(path: &std::path::Path) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path)?;
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| CliError::Config(format!("{}:{}: expected KEY=VALUE", path.display(), number + 1)))?;
+        let key = key.trim();
+        if !key.starts_with("AKIDB_") {
+            return Err(CliError::Config(format!("{}:{}: only AKIDB_* settings belong here, got {key}", path.display(), number + 1)));
+        }
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value.trim());
+        }
+    }
+    Ok(())
+}
