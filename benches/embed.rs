@@ -48,7 +48,12 @@ fn provider(dir: &Path, threads: usize) -> OnnxProvider {
         intra_threads: Some(threads),
         cache_dir: std::env::temp_dir(),
     };
-    OnnxProvider::load(&model, &options, BatchConfig::default()).expect("load model")
+    // AKIDB_MAX_BATCH_TOKENS lets the budget be tuned without a rebuild (default: the server's).
+    let mut batching = BatchConfig::default();
+    if let Some(tokens) = std::env::var("AKIDB_MAX_BATCH_TOKENS").ok().and_then(|v| v.parse().ok()) {
+        batching.max_batch_tokens = tokens;
+    }
+    OnnxProvider::load(&model, &options, batching).expect("load model")
 }
 
 fn run_group(c: &mut Criterion, name: &str, model: &Path, texts: &[String], threads: &[usize]) {

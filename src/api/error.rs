@@ -59,8 +59,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(status = %self.status, code = self.code, message = %self.message, "request failed");
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
+                tracing::warn!(status = %self.status, code = self.code, message = %self.message, "request refused")
+            }
+            status if status.is_server_error() => tracing::error!(%status, code = self.code, message = %self.message, "request failed"),
+            _ => {}
         }
         let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
         let mut response = (self.status, axum::Json(body)).into_response();
