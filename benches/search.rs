@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use akidb::engine::Engine;
+use akidb::engine::{Engine, Filter, FilterStrategy};
 use akidb::index::new_index;
 use akidb::store::{CollectionConfig, HnswParams, Metric, ModelBinding, NewDocument};
 use hnsw_rs::prelude::{DistDot, Hnsw};
@@ -115,7 +115,11 @@ fn main() {
         let docs = vectors
             .iter()
             .enumerate()
-            .map(|(i, v)| NewDocument { id: format!("w{}", c * 10_000 + i), text: String::new(), metadata: Default::default(), vector: v.clone() })
+            .map(|(i, v)| {
+                let row = c * 10_000 + i;
+                let metadata = serde_json::json!({"bucket": row % 1000}).as_object().cloned().unwrap_or_default();
+                NewDocument { id: format!("w{row}"), text: String::new(), metadata, vector: v.clone() }
+            })
             .collect();
         collection.upsert(docs).expect("upsert");
     }
@@ -142,12 +146,47 @@ fn main() {
             "index_recall": index_recall, "engine_qps": engine_qps, "engine_recall": engine_recall,
         }));
     }
+    // Filtered search: exact scan over the matches vs the filtered graph walk, by selectivity.
+    println!("| filter selectivity | matches | exact QPS | exact recall | graph QPS (ef 64) | graph recall |");
+    let mut filter_rows = Vec::new();
+    let filter_queries = &queries[..200];
+    for buckets in [1usize, 10, 50, 200, 500] {
+        let filter = Filter::parse(&serde_json::json!({"bucket": {"$lt": buckets}})).expect("filter");
+        let allowed: Vec<usize> = (0..n).filter(|i| i % 1000 < buckets).collect();
+        let filtered_truth: Vec<Vec<u64>> = filter_queries
+            .iter()
+            .map(|q| {
+                let mut scored: Vec<(f32, u64)> = allowed.iter().map(|&i| (q.iter().zip(&corpus[i]).map(|(a, b)| a * b).sum::<f32>(), i as u64)).collect();
+                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                scored.into_iter().take(K).map(|(_, i)| i).collect()
+            })
+            .collect();
+        let run = |strategy| {
+            sweep(filter_queries, &filtered_truth, |q| {
+                collection
+                    .search_with(q, K, Some(64), Some(&filter), strategy)
+                    .expect("search")
+                    .into_iter()
+                    .map(|f| f.document.id[1..].parse::<u64>().unwrap_or(u64::MAX))
+                    .collect()
+            })
+        };
+        let (exact_qps, exact_recall) = run(FilterStrategy::Exact);
+        let (graph_qps, graph_recall) = run(FilterStrategy::Graph);
+        let selectivity = buckets as f64 / 1000.0;
+        println!("| {:.1}% | {} | {exact_qps:.0} | {exact_recall:.3} | {graph_qps:.0} | {graph_recall:.3} |", selectivity * 100.0, allowed.len());
+        filter_rows.push(serde_json::json!({
+            "selectivity": selectivity, "matches": allowed.len(), "exact_qps": exact_qps, "exact_recall": exact_recall,
+            "graph_qps": graph_qps, "graph_recall": graph_recall,
+        }));
+    }
+
     let out = repo().join("target/bench-results");
     std::fs::create_dir_all(&out).expect("results dir");
     let report = serde_json::json!({
         "n": n, "queries": QUERIES, "m": params.m, "ef_construction": params.ef_construction, "threads": threads,
         "build_seconds": {"hnsw_rs": raw_build, "index": index_build, "engine": engine_build},
-        "index_rss_bytes": index_rss, "rows": rows,
+        "index_rss_bytes": index_rss, "rows": rows, "filters": filter_rows,
     });
     std::fs::write(out.join("search.json"), serde_json::to_vec_pretty(&report).expect("json")).expect("write results");
 }

@@ -71,7 +71,7 @@ fn deletes_and_overwrites_never_surface_and_compaction_keeps_only_live_points() 
         .collect();
     collection.upsert(overwritten.clone()).unwrap();
     let deleted_set: std::collections::HashSet<_> = deleted.iter().cloned().collect();
-    let check = |collection: &akidb::engine::Collection| {
+    let check = |collection: &akidb::engine::Collection, exact_top: bool| {
         for query in docs.iter().step_by(40).map(|(_, v)| v).chain(fresh.iter().take(100)) {
             let q = collection.prepare_vector(query.clone()).unwrap();
             for found in collection.search(&q, K, None, None).unwrap() {
@@ -80,21 +80,23 @@ fn deletes_and_overwrites_never_surface_and_compaction_keeps_only_live_points() 
                 assert_eq!(current.point, found.point, "stale version of {} returned", found.document.id);
             }
         }
-        // Each overwritten document is found by its new vector, carrying its new metadata.
+        // Each overwritten document is found by its new vector, carrying its new metadata: among the
+        // top 10 while half the graph is tombstones (HNSW promises no more), first once compacted.
         for doc in overwritten.iter().step_by(50) {
             let q = collection.prepare_vector(doc.vector.clone()).unwrap();
-            let top = &collection.search(&q, 1, Some(128), None).unwrap()[0];
-            assert_eq!(top.document.id, doc.id);
-            assert_eq!(top.document.metadata["version"], 2);
+            let found = collection.search(&q, 10, Some(128), None).unwrap();
+            let hit = found.iter().position(|f| f.document.id == doc.id).unwrap_or_else(|| panic!("{} not in the top 10", doc.id));
+            assert!(!exact_top || hit == 0, "{} ranked {hit} in a compacted graph", doc.id);
+            assert_eq!(found[hit].document.metadata["version"], 2);
         }
     };
-    check(&collection);
+    check(&collection, false);
     collection.compact().unwrap();
     let stats = collection.stats();
     assert_eq!(stats.tombstones, 0);
     assert_eq!(stats.graph_points, 4_000, "the graph holds exactly the live points");
     assert_eq!(stats.documents, 4_000);
-    check(&collection);
+    check(&collection, true);
 }
 
 #[test]

@@ -35,6 +35,17 @@ pub struct Collection {
     compacting: AtomicBool,
 }
 
+/// How a filtered search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterStrategy {
+    /// Exact over the matches when they are few (`EXACT_FILTER_MAX`), else the graph.
+    Auto,
+    /// Distance to every matching document.
+    Exact,
+    /// The HNSW walk with the filter applied to candidates.
+    Graph,
+}
+
 /// A search hit with the stored document, when asked for.
 #[derive(Debug, Clone)]
 pub struct Found {
@@ -203,11 +214,21 @@ impl Collection {
 
     /// The `k` nearest live documents to `vector` (already checked by `prepare_vector`), best first.
     pub fn search(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>) -> Result<Vec<Found>, EngineError> {
+        self.search_with(vector, k, ef, filter, FilterStrategy::Auto)
+    }
+
+    /// `search` with the filtered-search strategy forced (benchmarks compare them).
+    pub fn search_with(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>, strategy: FilterStrategy) -> Result<Vec<Found>, EngineError> {
         let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
         let hits = match filter {
             Some(filter) => {
                 let matching = self.matching(filter);
-                if matching.len() <= EXACT_FILTER_MAX {
+                let exact = match strategy {
+                    FilterStrategy::Auto => matching.len() <= EXACT_FILTER_MAX,
+                    FilterStrategy::Exact => true,
+                    FilterStrategy::Graph => false,
+                };
+                if exact {
                     return self.exact(vector, k, &matching);
                 }
                 let allowed: HashSet<PointId> = matching.into_iter().collect();

@@ -87,7 +87,11 @@ impl<D: Distance<f32> + Send + Sync + 'static> VectorIndex for HnswIndex<D> {
             None => self.graph.search(query, k, ef),
             Some(accept) => {
                 let accept = |id: &usize| accept(*id as PointId);
-                self.graph.search_filter(query, k, ef, Some(&accept))
+                // hnsw_rs cuts its candidates to k *before* dropping rejected ones, so asking for k
+                // can return fewer than k: ask for all ef candidates and keep the first k.
+                let mut found = self.graph.search_filter(query, ef.max(k), ef, Some(&accept));
+                found.truncate(k);
+                found
             }
         };
         neighbours.into_iter().map(|n| Hit { point: n.d_id as PointId, distance: n.distance }).collect()

@@ -9,9 +9,9 @@ use axum::Json;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
-use crate::api::state::AppState;
+use crate::api::state::{AppState, Loaded};
 use crate::api::types::{CollectionInfo, CollectionList, CreateCollectionRequest, Deleted, HnswInfo, IndexInfo, MetricName};
-use crate::embed::EmbeddingProvider;
+use crate::embed::{EmbeddingProvider, OnnxProvider};
 use crate::engine::Collection;
 use crate::store::{CollectionConfig, HnswParams, Metric, ModelBinding};
 
@@ -44,6 +44,24 @@ pub fn info(collection: &Collection) -> CollectionInfo {
         documents: stats.documents,
         index: IndexInfo { graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
     }
+}
+
+/// The loaded model a collection is bound to. Refused when the server has not loaded it, or when
+/// a model of that name now differs from the one the collection's vectors were made with.
+pub fn bound_model<'a>(loaded: &'a Loaded, collection: &Collection) -> Result<&'a Arc<OnnxProvider>, ApiError> {
+    let binding = &collection.config.model;
+    let provider = loaded.model(&binding.name).map_err(|_| {
+        ApiError::new(StatusCode::CONFLICT, "model_not_loaded", format!("collection '{}' is bound to model '{}', which this server has not loaded", collection.name(), binding.name))
+    })?;
+    let info = provider.info();
+    if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "model_mismatch",
+            format!("collection '{}' was built with a different '{}' ({} dims, {:?} pooling) than the one loaded ({} dims, {:?} pooling)", collection.name(), binding.name, binding.dims, binding.pooling, info.dims, info.pooling),
+        ));
+    }
+    Ok(provider)
 }
 
 /// Runs a blocking engine call off the async workers.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 
-use super::collections::blocking;
+use super::collections::{blocking, bound_model};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::state::AppState;
@@ -51,7 +51,7 @@ pub async fn add_documents(
         }
         prepared.push((id, doc.text, metadata));
     }
-    let provider = loaded.model(&collection.config.model.name)?;
+    let provider = bound_model(loaded, &collection)?;
     let embeddings = provider.embed_documents(prepared.iter().map(|(_, text, _)| text.clone()).collect()).await?;
     let response = AddDocumentsResponse {
         ids: prepared.iter().map(|(id, _, _)| id.clone()).collect(),

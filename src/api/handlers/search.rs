@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::collections::blocking;
+use super::collections::{blocking, bound_model};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::state::{AppState, Limits};
@@ -75,9 +75,7 @@ async fn query_vectors(state: &AppState, collection: &Collection, checked: &mut 
     if texts.is_empty() {
         return Ok(());
     }
-    let provider = state.loaded()?.model(&collection.config.model.name).map_err(|_| {
-        ApiError::new(StatusCode::CONFLICT, "model_not_loaded", format!("collection '{}' is bound to model '{}', which this server has not loaded", collection.name(), collection.config.model.name))
-    })?;
+    let provider = bound_model(state.loaded()?, collection)?;
     let mut vectors = provider.embed(EmbedRequest::queries(texts)).await?.into_iter();
     for c in checked.iter_mut().filter(|c| c.query.is_some()) {
         c.vector = vectors.next().map(|e| e.embedding);
