@@ -33,6 +33,8 @@ pub struct Collection {
     metadata: RwLock<HashMap<PointId, Arc<Map<String, Value>>>>,
     writer: Mutex<()>,
     compacting: AtomicBool,
+    /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
+    dumped: Mutex<Option<(PointId, usize, usize)>>,
 }
 
 /// How a filtered search runs.
@@ -102,6 +104,7 @@ impl Collection {
             metadata: RwLock::new(metadata),
             writer: Mutex::new(()),
             compacting: AtomicBool::new(false),
+            dumped: Mutex::new(None),
         })
     }
 
@@ -142,6 +145,7 @@ impl Collection {
         let documents = documents
             .into_iter()
             .map(|mut doc| {
+                super::validate_document_id(&doc.id)?;
                 doc.vector = self.prepare_vector(std::mem::take(&mut doc.vector))?;
                 Ok(doc)
             })
@@ -250,21 +254,17 @@ impl Collection {
         graph.search(vector, k, ef, Some(&live))
     }
 
-    /// Exact search over the given points, reading their vectors from the store.
+    /// Exact search over the given points: vectors only from the store, whole documents for the top k.
     fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Found>, EngineError> {
-        let mut found = Vec::with_capacity(points.len());
-        for &point in points {
-            if let Some(document) = self.store.get_by_point(self.name(), point)? {
-                let distance = distance(self.config.metric, vector, &document.vector);
-                found.push((distance, point, document));
-            }
-        }
-        found.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(found
+        let mut hits: Vec<Hit> = self
+            .store
+            .vectors_of(self.name(), points)?
             .into_iter()
-            .take(k)
-            .map(|(distance, point, document)| Found { point, score: index::score(self.config.metric, distance), document })
-            .collect())
+            .map(|(point, v)| Hit { point, distance: distance(self.config.metric, vector, &v) })
+            .collect();
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        hits.truncate(k);
+        self.fetch(hits)
     }
 
     fn fetch(&self, hits: Vec<Hit>) -> Result<Vec<Found>, EngineError> {
@@ -323,12 +323,19 @@ impl Collection {
         Ok(())
     }
 
-    /// Dumps the graph atomically with the watermark it covers. Writers wait during the dump.
+    /// Dumps the graph atomically with the watermark it covers, unless nothing changed since the
+    /// last dump. Writers wait during the dump; searches do not.
     pub fn dump(&self) -> Result<(), EngineError> {
         let _writer = self.writer.lock();
         let watermark = self.store.next_point(self.name())?;
         let graph = self.graph.read().clone();
+        let state = (watermark, graph.len(), self.tombstones.read().len());
+        let mut dumped = self.dumped.lock();
+        if *dumped == Some(state) {
+            return Ok(());
+        }
         dump::save(&*graph, &self.index_dir, watermark, self.config.metric, self.config.model.dims)?;
+        *dumped = Some(state);
         Ok(())
     }
 

@@ -134,6 +134,8 @@ pub trait DocumentStore: Send + Sync {
     fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
+    /// Vectors of the given points that are live, without decoding text or metadata (exact search).
+    fn vectors_of(&self, collection: &str, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
     /// Points of all live documents, ascending.
     fn live_points(&self, collection: &str) -> Result<Vec<PointId>, StoreError>;
     /// The next point id to be assigned (every point below it was assigned once).

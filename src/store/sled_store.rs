@@ -226,6 +226,20 @@ impl DocumentStore for SledStore {
         Ok(out)
     }
 
+    fn vectors_of(&self, collection: &str, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, StoreError> {
+        let (docs, points_tree) = self.trees(collection)?;
+        let docs_name = docs_tree(collection);
+        let mut out = Vec::with_capacity(points.len());
+        for &point in points {
+            let Some(id) = points_tree.get(point_key(point))? else { continue };
+            let Some(bytes) = docs.get(&id)? else { continue };
+            let record: DocRecord = decode(&bytes, &docs_name)?;
+            let vector = vector_from_bytes(&record.vector).ok_or_else(|| StoreError::Corrupt { tree: docs_name.clone(), message: "bad vector".into() })?;
+            out.push((point, vector));
+        }
+        Ok(out)
+    }
+
     fn live_points(&self, collection: &str) -> Result<Vec<PointId>, StoreError> {
         let (_, points) = self.trees(collection)?;
         points
