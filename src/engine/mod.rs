@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-pub use collection::{Collection, FilterStrategy, Found, IndexStats, COMPACT_RATIO, EXACT_FILTER_MAX};
+pub use collection::{Collection, FilterStrategy, Found, IndexStats, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE};
 pub use filter::Filter;
 
 use crate::index::{validate_params, IndexError};
