@@ -41,7 +41,7 @@ impl From<EmbedError> for CliError {
 #[command(name = "akidb", version, about = "Embedded vector search: in-process embeddings, sled storage, HNSW")]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `akidb=debug`.
-    #[arg(long, env = "AKIDB_LOG", default_value = "info,ort=warn", global = true)]
+    #[arg(long, env = "AKIDB_LOG", default_value = "info,ort=warn,hnsw_rs=warn", global = true)]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
