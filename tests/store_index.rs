@@ -301,11 +301,11 @@ fn upserts_are_all_or_nothing_and_ids_are_replaced_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     store.create_collection(&vector_collection("c", 2, Metric::Cosine)).unwrap();
-    let first = store.upsert("c", vec![new_doc("a".into(), vec![1.0, 0.0], json!({}))]).unwrap();
-    let second = store.upsert("c", vec![new_doc("a".into(), vec![0.0, 1.0], json!({"v": 2})), new_doc("b".into(), vec![1.0, 1.0], json!({}))]).unwrap();
+    let first = store.upsert("c", &[new_doc("a".into(), vec![1.0, 0.0], json!({}))]).unwrap();
+    let second = store.upsert("c", &[new_doc("a".into(), vec![0.0, 1.0], json!({"v": 2})), new_doc("b".into(), vec![1.0, 1.0], json!({}))]).unwrap();
     assert_eq!(second[0].replaced, Some(first[0].point));
     assert_eq!(store.count("c").unwrap(), 2);
     assert_eq!(store.live_points("c").unwrap(), vec![second[0].point, second[1].point]);
     assert_eq!(store.get("c", "a").unwrap().unwrap().metadata["v"], 2);
-    assert!(matches!(store.upsert("nope", vec![]), Err(StoreError::CollectionNotFound(_))));
+    assert!(matches!(store.upsert("nope", &[]), Err(StoreError::CollectionNotFound(_))));
 }

@@ -155,18 +155,17 @@ impl Collection {
             .collect::<Result<Vec<_>, EngineError>>()?;
         let written = {
             let _writer = self.writer.lock();
-            let metadata: Vec<Arc<Map<String, Value>>> = documents.iter().map(|d| Arc::new(d.metadata.clone())).collect();
-            let vectors: Vec<Vec<f32>> = documents.iter().map(|d| d.vector.clone()).collect();
-            let written = self.store.upsert(self.name(), documents)?;
-            let points: Vec<(PointId, Vec<f32>)> = written.iter().map(|w| w.point).zip(vectors).collect();
+            let written = self.store.upsert(self.name(), &documents)?;
+            let mut points: Vec<(PointId, Vec<f32>)> = Vec::with_capacity(documents.len());
             // Metadata first: a point the graph can return must have its metadata for filters.
             {
                 let mut cache = self.metadata.write();
-                for (w, meta) in written.iter().zip(metadata) {
+                for (w, doc) in written.iter().zip(documents) {
                     if let Some(old) = w.replaced {
                         cache.remove(&old);
                     }
-                    cache.insert(w.point, meta);
+                    cache.insert(w.point, Arc::new(doc.metadata));
+                    points.push((w.point, doc.vector));
                 }
             }
             self.tombstones.write().extend(written.iter().filter_map(|w| w.replaced));

@@ -124,7 +124,7 @@ pub trait DocumentStore: Send + Sync {
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Inserts or replaces documents atomically: all of them or none.
-    fn upsert(&self, collection: &str, documents: Vec<NewDocument>) -> Result<Vec<Written>, StoreError>;
+    fn upsert(&self, collection: &str, documents: &[NewDocument]) -> Result<Vec<Written>, StoreError>;
     /// Deletes documents atomically; returns the points of those that existed.
     fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<PointId>, StoreError>;
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;

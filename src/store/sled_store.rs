@@ -123,10 +123,10 @@ impl DocumentStore for SledStore {
         Ok(true)
     }
 
-    fn upsert(&self, collection: &str, documents: Vec<NewDocument>) -> Result<Vec<Written>, StoreError> {
+    fn upsert(&self, collection: &str, documents: &[NewDocument]) -> Result<Vec<Written>, StoreError> {
         let (docs, points) = self.trees(collection)?;
         // Outside the transaction closure, which sled may run more than once.
-        let metadata: Vec<String> = documents.iter().map(|doc| serde_json::Value::Object(doc.metadata.clone()).to_string()).collect();
+        let metadata: Vec<String> = documents.iter().map(|doc| serde_json::to_string(&doc.metadata).unwrap_or_else(|_| "{}".to_owned())).collect();
         let docs_name = docs_tree(collection);
         (&docs, &points, &self.counters)
             .transaction(|(docs_tx, points_tx, counters_tx)| {
