@@ -53,7 +53,7 @@ pub struct BatcherStats {
 pub struct Batcher {
     sender: mpsc::Sender<Request>,
     stats: Arc<BatcherStats>,
-    _thread: Arc<JoinHandle<()>>,
+    _thread: JoinHandle<()>,
 }
 
 impl Batcher {
@@ -65,7 +65,7 @@ impl Batcher {
             .name("akidb-inference".into())
             .spawn(move || worker.run(receiver))
             .map_err(|e| EmbedError::Runtime { action: "start the inference thread", message: e.to_string() })?;
-        Ok(Batcher { sender, stats, _thread: Arc::new(thread) })
+        Ok(Batcher { sender, stats, _thread: thread })
     }
 
     /// Queues tokenized texts; the receiver yields one pooled vector per text, in order.

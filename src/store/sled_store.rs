@@ -67,6 +67,12 @@ impl SledStore {
     }
 }
 
+/// The vector of an encoded document record.
+fn record_vector(bytes: &[u8], tree: &str) -> Result<Vec<f32>, StoreError> {
+    let record: DocRecord = decode(bytes, tree)?;
+    vector_from_bytes(&record.vector).ok_or_else(|| StoreError::Corrupt { tree: tree.to_owned(), message: "vector length is not a multiple of 4".into() })
+}
+
 fn point_key(point: PointId) -> [u8; 8] {
     point.to_be_bytes()
 }
@@ -217,10 +223,7 @@ impl DocumentStore for SledStore {
             let (key, id) = entry?;
             let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: points_tree(collection), message: "bad key".into() })?;
             if let Some(bytes) = docs.get(&id)? {
-                let record: DocRecord = decode(&bytes, &docs_name)?;
-                let vector = vector_from_bytes(&record.vector)
-                    .ok_or_else(|| StoreError::Corrupt { tree: docs_name.clone(), message: "bad vector".into() })?;
-                out.push((point, vector));
+                out.push((point, record_vector(&bytes, &docs_name)?));
             }
         }
         Ok(out)
@@ -233,9 +236,7 @@ impl DocumentStore for SledStore {
         for &point in points {
             let Some(id) = points_tree.get(point_key(point))? else { continue };
             let Some(bytes) = docs.get(&id)? else { continue };
-            let record: DocRecord = decode(&bytes, &docs_name)?;
-            let vector = vector_from_bytes(&record.vector).ok_or_else(|| StoreError::Corrupt { tree: docs_name.clone(), message: "bad vector".into() })?;
-            out.push((point, vector));
+            out.push((point, record_vector(&bytes, &docs_name)?));
         }
         Ok(out)
     }
