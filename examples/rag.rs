@@ -61,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         device: Device::Auto,
         intra_threads: None,
         cache_dir: PathBuf::from("data/coreml-cache"),
+        keep_graph: false,
     };
     let provider = OnnxProvider::load(&model, &options, BatchConfig::default())?;
     let engine = Engine::open(Path::new("data/rag-example"))?;

@@ -88,6 +88,10 @@ pub struct RuntimeArgs {
     /// Most texts in one model call.
     #[arg(long, env = "AKIDB_MAX_BATCH_SIZE", default_value_t = BatchConfig::default().max_batch_size)]
     pub max_batch_size: usize,
+    /// Run the model file exactly as it is, skipping akidb's exact load-time graph rewrites
+    /// (today: the no-op NaN scrub after each attention softmax of PyTorch SDPA exports).
+    #[arg(long, env = "AKIDB_KEEP_GRAPH", value_parser = clap::builder::FalseyValueParser::new())]
+    pub keep_graph: bool,
     /// Data directory: the store, the index dumps, the CoreML model cache.
     #[arg(long, env = "AKIDB_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -105,6 +109,7 @@ impl RuntimeArgs {
             device: self.device,
             intra_threads: self.intra_threads,
             cache_dir: self.data_dir.join("coreml-cache"),
+            keep_graph: self.keep_graph,
         };
         OnnxProvider::load(&model, &options, BatchConfig { max_batch_tokens: self.max_batch_tokens, max_batch_size: self.max_batch_size })
     }

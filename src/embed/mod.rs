@@ -2,6 +2,7 @@
 
 mod batcher;
 mod error;
+pub mod graph_rewrite;
 mod onnx;
 mod pooling;
 mod provider;

@@ -1,13 +1,13 @@
 //! The ONNX Runtime backend: one session, inputs discovered from the graph, pooled outputs.
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{Tensor, TensorElementType, ValueType};
 
 use super::runtime::{self, Device, ExecutionProvider};
-use super::{pooling, EmbedError};
+use super::{graph_rewrite, pooling, EmbedError};
 use crate::model::{ModelDir, PaddingSide, Pooling};
 
 /// The part of akidb that touches a model: a batch of token ids in, one pooled vector per text out.
@@ -27,6 +27,9 @@ pub struct OnnxOptions {
     pub intra_threads: Option<usize>,
     /// CoreML compiles models into this cache directory.
     pub cache_dir: PathBuf,
+    /// Run the model file exactly as it is, without akidb's exact load-time rewrites
+    /// (see `graph_rewrite`).
+    pub keep_graph: bool,
 }
 
 /// One model input and how akidb fills it.
@@ -57,9 +60,9 @@ impl OnnxBackend {
     pub fn load(model: &ModelDir, options: &OnnxOptions, pad_id: u32) -> Result<Self, EmbedError> {
         let env = runtime::environment(&options.ort_library)?;
         let threads = options.intra_threads.or(model.manifest.intra_threads).unwrap_or(1);
-        let path = model.model_path();
-        let (session, provider) = open_session(&env, &path, options, threads)?;
         let name = model.manifest.name.clone();
+        let source = ModelSource::prepare(model.model_path(), options.keep_graph, &name)?;
+        let (session, provider) = open_session(&env, &source, options, threads)?;
         let feeds = session
             .inputs()
             .iter()
@@ -195,12 +198,42 @@ fn feed_for(name: &str, dtype: &ValueType, model: &str) -> Result<Feed, EmbedErr
     }
 }
 
-fn open_session(env: &ort::environment::Environment, path: &Path, options: &OnnxOptions, threads: usize) -> Result<(Session, ExecutionProvider), EmbedError> {
+/// The model as ONNX Runtime will get it: the file itself, or akidb's rewrite of it in memory.
+enum ModelSource {
+    File(PathBuf),
+    Rewritten(Vec<u8>),
+}
+
+impl ModelSource {
+    fn prepare(path: PathBuf, keep_graph: bool, model: &str) -> Result<Self, EmbedError> {
+        if keep_graph {
+            return Ok(ModelSource::File(path));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| EmbedError::Runtime { action: "read the model file", message: format!("{}: {e}", path.display()) })?;
+        Ok(match graph_rewrite::remove_nan_scrubs(&bytes) {
+            Some(rewritten) => {
+                tracing::info!(%model, removed = rewritten.nan_scrubs_removed, "removed no-op NaN scrubs after attention softmax (exact; --keep-graph to skip)");
+                ModelSource::Rewritten(rewritten.model)
+            }
+            None => ModelSource::File(path),
+        })
+    }
+
+    fn commit(&self, builder: &mut ort::session::builder::SessionBuilder) -> Result<Session, EmbedError> {
+        match self {
+            ModelSource::File(path) => builder.commit_from_file(path),
+            ModelSource::Rewritten(bytes) => builder.commit_from_memory(bytes),
+        }
+        .map_err(EmbedError::runtime("load the model"))
+    }
+}
+
+fn open_session(env: &ort::environment::Environment, source: &ModelSource, options: &OnnxOptions, threads: usize) -> Result<(Session, ExecutionProvider), EmbedError> {
     let candidates = runtime::candidates(options.device)?;
     for &ep in &candidates {
         let attempt = base_builder(env, threads)
             .and_then(|b| runtime::register(b, ep, &options.cache_dir))
-            .and_then(|mut b| b.commit_from_file(path).map_err(EmbedError::runtime("load the model")));
+            .and_then(|mut b| source.commit(&mut b));
         match attempt {
             Ok(session) => return Ok((session, ep)),
             Err(err) if options.device == Device::Auto => tracing::warn!(%err, "{} failed; trying the next provider", ep.name()),
@@ -211,7 +244,7 @@ fn open_session(env: &ort::environment::Environment, path: &Path, options: &Onnx
         tracing::warn!("--device auto: no CoreML or CUDA execution provider is usable here; falling back to CPUExecutionProvider");
     }
     let mut builder = base_builder(env, threads)?;
-    let session = builder.commit_from_file(path).map_err(EmbedError::runtime("load the model"))?;
+    let session = source.commit(&mut builder)?;
     Ok((session, ExecutionProvider::Cpu))
 }
 

@@ -31,6 +31,7 @@ pub fn options(device: Device) -> OnnxOptions {
         device,
         intra_threads: None,
         cache_dir: std::env::temp_dir().join("akidb-test-coreml-cache"),
+        keep_graph: false,
     }
 }
 
