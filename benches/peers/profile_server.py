@@ -30,11 +30,6 @@ def perf_report(data, sort, limit, *extra):
     return rows[:limit]
 
 
-def onnxruntime_share(data):
-    rows = perf_report(data, "dso", 50)
-    return sum(float(r.split("%")[0]) for r in rows if "onnxruntime" in r)
-
-
 def profiled(name, pid, work):
     data = os.path.join(WORK, f"{name}.perf.data")
     recorder = subprocess.Popen(["perf", "record", "-q", "-F", "999", "-e", "cpu-clock", "-p", str(pid), "-o", data],
@@ -45,9 +40,11 @@ def profiled(name, pid, work):
     seconds = time.perf_counter() - start
     recorder.send_signal(signal.SIGINT)
     recorder.wait()
-    print(f"\n== {name}: {seconds:.1f} s; samples in ONNX Runtime: {onnxruntime_share(data):.1f} %")
+    libraries = perf_report(data, "dso", 12)
+    in_ort = sum(float(row.split("%")[0]) for row in libraries if "onnxruntime" in row)
+    print(f"\n== {name}: {seconds:.1f} s; samples in ONNX Runtime: {in_ort:.1f} %")
     print("-- by library")
-    print("\n".join(perf_report(data, "dso", 12)))
+    print("\n".join(libraries))
     # libonnxruntime is stripped, so its symbols are bare addresses; akidb's own are named.
     print("-- akidb's own code, by symbol (share of all samples)")
     print("\n".join(perf_report(data, "sym", 12, "--dsos", "akidb")))
