@@ -42,8 +42,7 @@ def main():
             client = load.JsonClient(server.url)
             client.call("POST", "/collections", {"name": "scifact"})
             for i in range(0, len(docs), 32):
-                client.call("POST", "/collections/scifact/documents",
-                            {"documents": [{"id": d, "text": t} for d, t in docs[i:i + 32]]})
+                client.add_documents("scifact", docs[i:i + 32])
             vector = client.call("POST", "/v1/embeddings", {"input": SHORT, "model": MODEL})["data"][0]["embedding"]
             print(f"-- intra-op threads: {threads}")
             measure("GET /health", lambda _: client.call("GET", "/health"), claims)

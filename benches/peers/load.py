@@ -27,6 +27,11 @@ class JsonClient:
             raise RuntimeError(f"{method} {path} -> {response.status}: {data[:300]!r}")
         return json.loads(data) if data else None
 
+    def add_documents(self, collection, docs):
+        """POSTs [(id, text)] to akidb as one request."""
+        return self.call("POST", f"/collections/{collection}/documents",
+                         {"documents": [{"id": doc_id, "text": text} for doc_id, text in docs]})
+
     def close(self):
         self.conn.close()
 

@@ -68,8 +68,7 @@ def main():
 
         def ingest():
             for i in range(0, len(docs), 32):
-                client.call("POST", "/collections/scifact/documents",
-                            {"documents": [{"id": d, "text": t} for d, t in docs[i:i + 32]]})
+                client.add_documents("scifact", docs[i:i + 32])
 
         def search():
             def make():

@@ -102,8 +102,7 @@ def akidb_phase(args, docs, judged, test_queries, results):
         client.call("POST", "/collections", {"name": "scifact"})
 
         def add(batch):
-            client.call("POST", "/collections/scifact/documents",
-                        {"documents": [{"id": i, "text": t} for i, t in batch]})
+            client.add_documents("scifact", batch)
 
         print(f"akidb: ingesting the first {args.speed_docs} documents", flush=True)
         results["ingest"]["akidb"] = timed_ingest(add, docs[:args.speed_docs])
