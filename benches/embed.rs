@@ -49,6 +49,8 @@ fn provider(dir: &Path, threads: usize) -> OnnxProvider {
         cache_dir: std::env::temp_dir(),
         // AKIDB_KEEP_GRAPH=1 measures the model file as it is (without akidb's exact rewrites).
         keep_graph: std::env::var_os("AKIDB_KEEP_GRAPH").is_some(),
+        // One session: this bench measures model throughput, not the interactive lane.
+        interactive_threads: 0,
     };
     // AKIDB_MAX_BATCH_TOKENS lets the budget be tuned without a rebuild (default: the server's).
     let mut batching = BatchConfig::default();

@@ -102,6 +102,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::open(dir.path()).expect("engine");
     let config = CollectionConfig {
+        id: String::new(),
         name: "glove".into(),
         model: ModelBinding { name: "vectors".into(), dims: 50, pooling: akidb::model::Pooling::Mean, query_instruction: None },
         metric: Metric::Cosine,

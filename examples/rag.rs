@@ -62,12 +62,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         intra_threads: None,
         cache_dir: PathBuf::from("data/coreml-cache"),
         keep_graph: false,
+        interactive_threads: 0,
     };
     let provider = OnnxProvider::load(&model, &options, BatchConfig::default())?;
     let engine = Engine::open(Path::new("data/rag-example"))?;
     let collection = match engine.collection(COLLECTION) {
         Ok(collection) => collection,
         Err(_) => engine.create_collection(CollectionConfig {
+            id: String::new(),
             name: COLLECTION.into(),
             model: ModelBinding { name: model.manifest.name.clone(), dims: model.manifest.dims, pooling: model.manifest.pooling, query_instruction: None },
             metric: Metric::Cosine,

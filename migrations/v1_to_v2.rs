@@ -1,20 +1,16 @@
 //! Schema v1 → v2. See migrations/README.md.
 //!
-//! v1 layout: `collections`: name → JSON `CollectionConfig`; `docs/<name>`: id → JSON
-//! `{"text", "metadata", "vector": [f32]}`. No point ids, no counters.
+//! One sled transaction per collection writes all of it (re-encoded documents, the points tree,
+//! the re-encoded config and, as the marker, the counter), so a crash leaves each collection
+//! either wholly v1 or wholly v2, and a re-run skips the collections that have their counter.
+//! The v1 documents are read outside the transaction (sled transactions cannot iterate) and held
+//! in memory for it: v1 stores are small test-era stores.
 
-use serde::Deserialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use crate::store::codec::{encode, vector_to_bytes, DocRecord};
-use crate::store::sled_store::{docs_tree, points_tree, COLLECTIONS, COUNTERS};
-use crate::store::{CollectionConfig, StoreError};
-
-#[derive(Deserialize)]
-struct V1Document {
-    text: String,
-    metadata: serde_json::Map<String, serde_json::Value>,
-    vector: Vec<f32>,
-}
+use super::frozen::{encode, v1, v2};
+use crate::store::sled_store::{COLLECTIONS, COUNTERS};
+use crate::store::StoreError;
 
 fn fail(message: impl std::fmt::Display) -> StoreError {
     StoreError::Migration { from: 1, message: message.to_string() }
@@ -26,35 +22,42 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
     for entry in collections.iter() {
         let (name_bytes, config_bytes) = entry?;
         let name = String::from_utf8(name_bytes.to_vec()).map_err(fail)?;
-        // Already re-encoded by an interrupted earlier run of this step?
         if counters.contains_key(&name_bytes)? {
             continue;
         }
-        let config: CollectionConfig = serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("collection {name}: {e}")))?;
-        let docs = db.open_tree(docs_tree(&name))?;
-        let points = db.open_tree(points_tree(&name))?;
-        let mut batch_docs = sled::Batch::default();
-        let mut batch_points = sled::Batch::default();
-        let mut next: u64 = 0;
-        for doc in docs.iter() {
+        let old: v1::CollectionConfig = serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("collection {name}: {e}")))?;
+        let config = v2::CollectionConfig { name: old.name, model: old.model, metric: old.metric, hnsw: old.hnsw, created_at_ms: old.created_at_ms };
+        let docs = db.open_tree(v2::docs_tree(&name))?;
+        let points = db.open_tree(v2::points_tree(&name))?;
+        let mut records = Vec::new();
+        for (point, doc) in docs.iter().enumerate() {
             let (id, json) = doc?;
-            let old: V1Document = serde_json::from_slice(&json).map_err(|e| fail(format!("{name}/{}: {e}", String::from_utf8_lossy(&id))))?;
-            let record = DocRecord {
-                point: next,
+            let old: v1::Document = serde_json::from_slice(&json).map_err(|e| fail(format!("{name}/{}: {e}", String::from_utf8_lossy(&id))))?;
+            let record = v2::DocRecord {
+                point: point as u64,
                 text: old.text,
                 metadata: serde_json::Value::Object(old.metadata).to_string(),
-                vector: vector_to_bytes(&old.vector),
+                vector: old.vector.iter().flat_map(|v| v.to_le_bytes()).collect(),
             };
-            batch_docs.insert(id.clone(), encode(&record));
-            batch_points.insert(&next.to_be_bytes(), id);
-            next += 1;
+            records.push((id, encode(&record)));
         }
-        docs.apply_batch(batch_docs)?;
-        points.apply_batch(batch_points)?;
-        collections.insert(&name_bytes, encode(&config))?;
-        // Written last: its presence marks this collection as migrated.
-        counters.insert(&name_bytes, &next.to_be_bytes())?;
+        let next = records.len() as u64;
+        (&docs, &points, &collections, &counters)
+            .transaction(|(docs, points, collections, counters)| {
+                for (point, (id, record)) in records.iter().enumerate() {
+                    docs.insert(id.as_ref(), record.as_slice())?;
+                    points.insert(&(point as u64).to_be_bytes(), id.as_ref())?;
+                }
+                collections.insert(name.as_bytes(), encode(&config))?;
+                counters.insert(name.as_bytes(), &next.to_be_bytes())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
         db.flush()?;
+        fail::fail_point!("migrate.v1_to_v2.collection_done");
     }
     Ok(())
 }

@@ -6,6 +6,9 @@ use tracing_subscriber::EnvFilter;
 use akidb::cli::{load_config_file, run_check_model, run_embed, run_serve, Cli, Command};
 
 fn main() -> ExitCode {
+    // Test builds only: failpoints named in the FAILPOINTS environment variable.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     // The config file feeds the environment, so it is read before clap looks at the environment.
     if let Some(path) = config_path() {
         if let Err(err) = load_config_file(&path) {

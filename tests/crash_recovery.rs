@@ -1,14 +1,24 @@
-//! A child process ingests and is SIGKILLed at random moments; every write it acknowledged must
-//! survive, be findable by its own vector, and the index must agree with the store.
+//! Crash stress: a child process runs concurrent writers (new documents, overwrites, deletes by
+//! id and by filter), a dump every second and compactions, and is SIGKILLed at random moments.
+//! After every kill the parent reopens the data directory and checks every document against the
+//! writers' logs: acknowledged documents present in their latest version (or a later one that was
+//! in flight), found at rank 1 by their own stored vector with score ≥ 0.999; deleted ids never
+//! returned; graph points − tombstones = store count.
+//!
+//! 5 cycles run in the normal suite; `cargo test --features failpoints --test crash_recovery --
+//! --ignored crash_stress` runs 20.
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use akidb::engine::Engine;
+use akidb::engine::{Engine, Filter};
 use akidb::store::Metric;
 use common::*;
 use serde_json::json;
@@ -16,10 +26,12 @@ use serde_json::json;
 const CHILD_ENV: &str = "AKIDB_CRASH_CHILD_DIR";
 const COLLECTION: &str = "crash";
 const DIMS: usize = 32;
+const WRITERS: u64 = 3;
+const GROUPS: u64 = 16;
 
-/// Deterministic pseudo-random unit vectors, distinct per id.
-fn vector_for(n: u64) -> Vec<f32> {
-    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+/// Deterministic pseudo-random unit vector for a document version.
+fn vector_for(id: &str, version: u64) -> Vec<f32> {
+    let mut state = id.bytes().fold(version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
     let v: Vec<f32> = (0..DIMS)
         .map(|_| {
             state ^= state << 13;
@@ -31,48 +43,199 @@ fn vector_for(n: u64) -> Vec<f32> {
     normalized(&v)
 }
 
-/// The child: ingests batches forever, appending each acknowledged id to `acked.log` (fsynced)
-/// only after `upsert` returned, and dumps the index now and then. Run only by the parent.
-#[test]
-#[ignore = "run by crash_cycles_lose_no_acknowledged_write as its child process"]
-fn crash_child() {
-    let dir = std::env::var(CHILD_ENV).expect("crash_child is started by the crash test");
-    let dir = Path::new(&dir);
-    let engine = Engine::open(&dir.join("data")).expect("open");
-    let collection = match engine.collection(COLLECTION) {
-        Ok(c) => c,
-        Err(_) => engine.create_collection(vector_collection(COLLECTION, DIMS, Metric::Cosine)).expect("create"),
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// One writer's log, fsynced line by line: `I id version` (put intended), `P id version` (put
+/// acknowledged), `D id` (delete intended), `d id` (delete acknowledged).
+struct Log(std::fs::File);
+
+impl Log {
+    fn line(&mut self, line: String) {
+        writeln!(self.0, "{line}").expect("log write");
+        self.0.sync_data().expect("log sync");
+    }
+}
+
+/// One writer thread: owns the ids `w<writer>-<n>`, so its log alone orders them.
+fn writer(engine: Arc<Engine>, dir: &Path, w: u64, stop: Arc<AtomicBool>) {
+    let collection = engine.collection(COLLECTION).expect("collection");
+    let path = dir.join(format!("writer-{w}.log"));
+    // This writer's ids so far come from its log; their state after the crash, from the store.
+    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+    let mut next = 0;
+    for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+        let id = line.split(' ').nth(1).expect("log line");
+        next = next.max(id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).expect("id number") + 1);
+        if let Some(doc) = collection.get(id).expect("get") {
+            versions.insert(id.to_owned(), doc.metadata["version"].as_u64().expect("version"));
+        } else {
+            versions.remove(id);
+        }
+    }
+    let mut log = Log(std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("log"));
+    let mut rng = 0x2545_F491_4F6C_DD1D ^ (w + 1).wrapping_mul(0x9E37_79B9) ^ next;
+    let doc = |id: &str, version: u64| {
+        let n: u64 = id.rsplit('-').next().unwrap().parse().unwrap();
+        new_doc(id.to_owned(), vector_for(id, version), json!({"writer": w, "group": n % GROUPS, "version": version}))
     };
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("acked.log")).expect("log");
-    let mut next = engine.store().next_point(COLLECTION).expect("next point") * 1_000;
-    for round in 0u64.. {
-        let batch: Vec<_> = (0..20).map(|i| new_doc(format!("doc-{}", next + i), vector_for(next + i), json!({"round": round}))).collect();
-        collection.upsert(batch).expect("upsert");
-        for i in 0..20 {
-            writeln!(log, "doc-{}", next + i).expect("log write");
-        }
-        log.sync_data().expect("log sync");
-        next += 20;
-        if round % 7 == 3 {
-            engine.dump_all().expect("dump");
-        }
-        if round % 5 == 4 {
-            // Deletes too, so tombstones and replays are part of every crash. The intent is logged
-            // first: an acknowledged id may be missing only if its deletion was attempted.
-            let victim = format!("doc-{}", next - 40);
-            writeln!(log, "delete {victim}").expect("log write");
-            log.sync_data().expect("log sync");
-            collection.delete(&[victim]).expect("delete");
+    while !stop.load(Ordering::Relaxed) {
+        let live: Vec<String> = versions.keys().cloned().collect();
+        match xorshift(&mut rng) % 10 {
+            // New documents, sometimes with overwrites of existing ones in the same batch.
+            0..=5 => {
+                let mut batch = Vec::new();
+                for _ in 0..8 {
+                    let id = format!("w{w}-{next}");
+                    next += 1;
+                    batch.push((id, 0));
+                }
+                if !live.is_empty() {
+                    for _ in 0..3 {
+                        let id = &live[(xorshift(&mut rng) % live.len() as u64) as usize];
+                        if !batch.iter().any(|(b, _)| b == id) {
+                            batch.push((id.clone(), versions[id] + 1));
+                        }
+                    }
+                }
+                for (id, v) in &batch {
+                    log.line(format!("I {id} {v}"));
+                }
+                collection.upsert(batch.iter().map(|(id, v)| doc(id, *v)).collect()).expect("upsert");
+                for (id, v) in batch {
+                    log.line(format!("P {id} {v}"));
+                    versions.insert(id, v);
+                }
+            }
+            // Delete by id.
+            6..=7 if !live.is_empty() => {
+                let id = live[(xorshift(&mut rng) % live.len() as u64) as usize].clone();
+                log.line(format!("D {id}"));
+                collection.delete(std::slice::from_ref(&id)).expect("delete");
+                log.line(format!("d {id}"));
+                versions.remove(&id);
+            }
+            // Delete by filter: this writer's documents of one group.
+            8..=9 if !live.is_empty() => {
+                let group = xorshift(&mut rng) % GROUPS;
+                let victims: Vec<String> = live.iter().filter(|id| id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).map(|n| n % GROUPS) == Some(group)).cloned().collect();
+                for id in &victims {
+                    log.line(format!("D {id}"));
+                }
+                let filter = Filter::parse(&json!({"$and": [{"writer": w}, {"group": group}]})).expect("filter");
+                collection.delete_where(&filter).expect("delete where");
+                for id in victims {
+                    log.line(format!("d {id}"));
+                    versions.remove(&id);
+                }
+            }
+            _ => {}
         }
     }
 }
 
+/// The child: writers, a dump every second, a compaction every 1.5 s. Run only by the parent.
 #[test]
-fn crash_cycles_lose_no_acknowledged_write() {
+#[ignore = "run by the crash tests as their child process"]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let dir = Path::new(&dir).to_owned();
+    let engine = Arc::new(Engine::open(&dir.join("data")).expect("open"));
+    if engine.collection(COLLECTION).is_err() {
+        engine.create_collection(vector_collection(COLLECTION, DIMS, Metric::Cosine)).expect("create");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (engine, dir, stop) = (engine.clone(), dir.clone(), stop.clone());
+            std::thread::spawn(move || writer(engine, &dir, w, stop))
+        })
+        .collect();
+    let collection = engine.collection(COLLECTION).expect("collection");
+    for tick in 0u64.. {
+        std::thread::sleep(Duration::from_millis(500));
+        if tick % 2 == 1 {
+            engine.dump_all().expect("dump");
+        }
+        if tick % 3 == 2 {
+            collection.compact().expect("compact");
+        }
+        assert!(writers.iter().all(|w| !w.is_finished()), "a writer died");
+    }
+}
+
+/// What the logs allow for one id: the acknowledged state and, if an operation was in flight,
+/// its outcome. `None` = absent, `Some(v)` = present at version v.
+#[derive(Debug, Default)]
+struct Allowed {
+    acked: Option<Option<u64>>,
+    pending: Option<Option<u64>>,
+}
+
+fn read_logs(dir: &Path) -> HashMap<String, Allowed> {
+    let mut ids: HashMap<String, Allowed> = HashMap::new();
+    for w in 0..WRITERS {
+        for line in std::fs::read_to_string(dir.join(format!("writer-{w}.log"))).unwrap_or_default().lines() {
+            let parts: Vec<&str> = line.split(' ').collect();
+            let entry = ids.entry(parts[1].to_owned()).or_default();
+            match parts[0] {
+                "I" => entry.pending = Some(Some(parts[2].parse().unwrap())),
+                "P" => (entry.acked, entry.pending) = (Some(Some(parts[2].parse().unwrap())), None),
+                "D" => entry.pending = Some(None),
+                "d" => (entry.acked, entry.pending) = (Some(None), None),
+                other => panic!("bad log line {other}"),
+            }
+        }
+    }
+    ids
+}
+
+fn check(dir: &Path, cycle: usize) -> usize {
+    let logs = read_logs(dir);
+    let engine = Engine::open(&dir.join("data")).expect("reopen after SIGKILL");
+    let Ok(collection) = engine.collection(COLLECTION) else {
+        assert!(logs.values().all(|a| a.acked.is_none()), "cycle {cycle}: collection lost");
+        return 0;
+    };
+    let store_count = engine.store().count(collection.id()).unwrap();
+    let stats = collection.stats();
+    assert_eq!(stats.graph_points - stats.tombstones, store_count, "cycle {cycle}: index and store disagree: {stats:?}");
+    let mut present = 0;
+    for (id, allowed) in &logs {
+        let stored = collection.get(id).unwrap();
+        let state = stored.as_ref().map(|d| d.metadata["version"].as_u64().unwrap());
+        let ok = Some(state) == allowed.acked || Some(state) == allowed.pending || (allowed.acked.is_none() && state.is_none());
+        assert!(ok, "cycle {cycle}: {id} is {state:?}; the logs allow {allowed:?}");
+        match stored {
+            Some(doc) => {
+                present += 1;
+                let version = state.unwrap();
+                assert!(max_abs_diff(&doc.vector, &vector_for(id, version)) < 1e-6, "cycle {cycle}: {id} has the wrong vector");
+                let found = collection.search(&doc.vector, 1, Some(64), None).unwrap();
+                assert_eq!(found.first().map(|f| f.document.id.as_str()), Some(id.as_str()), "cycle {cycle}: {id} not at rank 1 by its own vector");
+                assert!(found[0].score >= 0.999, "cycle {cycle}: {id} scores {}", found[0].score);
+            }
+            None => {
+                // Deleted (or never committed): never returned, by any of its versions' vectors.
+                let last = allowed.acked.flatten().or(allowed.pending.flatten()).unwrap_or(0);
+                let found = collection.search(&vector_for(id, last), 10, Some(64), None).unwrap();
+                assert!(found.iter().all(|f| &f.document.id != id), "cycle {cycle}: deleted {id} returned by search");
+            }
+        }
+    }
+    assert_eq!(present, store_count, "cycle {cycle}: the store holds documents no log wrote");
+    present
+}
+
+fn crash_cycles(cycles: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut acked_before = 0;
-    for cycle in 0..6 {
+    for cycle in 0..cycles {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "crash_child", "--nocapture"])
             .env(CHILD_ENV, dir.path())
@@ -80,36 +243,24 @@ fn crash_cycles_lose_no_acknowledged_write() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn child");
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(400 + seed % 1_200));
+        std::thread::sleep(Duration::from_millis(600 + xorshift(&mut seed) % 1_400));
         child.kill().expect("SIGKILL the child");
         child.wait().unwrap();
-
-        let log = std::fs::read_to_string(dir.path().join("acked.log")).unwrap_or_default();
-        let deleting: std::collections::HashSet<&str> = log.lines().filter_map(|l| l.strip_prefix("delete ")).collect();
-        let acked: Vec<&str> = log.lines().filter(|l| !l.starts_with("delete ")).collect();
-        assert!(acked.len() > acked_before, "cycle {cycle}: the child acknowledged nothing new");
-        acked_before = acked.len();
-        eprintln!("cycle {cycle}: {} acknowledged ids so far", acked.len());
-        let engine = Engine::open(&dir.path().join("data")).expect("reopen after SIGKILL");
-        let Ok(collection) = engine.collection(COLLECTION) else {
-            assert!(acked.is_empty(), "cycle {cycle}: collection lost");
-            continue;
-        };
-        let store_count = engine.store().count(COLLECTION).unwrap();
-        let stats = collection.stats();
-        assert_eq!(stats.graph_points - stats.tombstones, store_count, "cycle {cycle}: index and store disagree: {stats:?}");
-        for &id in &acked {
-            let Some(doc) = collection.get(id).unwrap() else {
-                assert!(deleting.contains(id), "cycle {cycle}: acknowledged {id} is gone");
-                continue;
-            };
-            let number: u64 = id.trim_start_matches("doc-").parse().unwrap();
-            assert!(max_abs_diff(&doc.vector, &vector_for(number)) < 1e-6, "cycle {cycle}: {id} has the wrong vector");
-            let found = collection.search(&doc.vector, 3, Some(64), None).unwrap();
-            assert!(found.iter().any(|f| f.document.id == id), "cycle {cycle}: {id} not findable by its own vector");
-        }
+        let acked = read_logs(dir.path()).values().filter(|a| a.acked.is_some()).count();
+        assert!(acked > acked_before, "cycle {cycle}: the child acknowledged nothing new");
+        acked_before = acked;
+        let present = check(dir.path(), cycle);
+        eprintln!("cycle {cycle}: {acked} ids acknowledged, {present} present, all checked");
     }
+}
+
+#[test]
+fn crash_cycles_lose_no_acknowledged_write() {
+    crash_cycles(5);
+}
+
+#[test]
+#[ignore = "stress target: 20 crash cycles (about a minute)"]
+fn crash_stress_20_cycles() {
+    crash_cycles(20);
 }

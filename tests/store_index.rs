@@ -152,13 +152,14 @@ fn damaged_dumps_are_rebuilt_from_the_store_with_the_same_results() {
         let c = engine.collection("dumped").unwrap();
         queries.iter().map(|q| ids(&c.search(&c.prepare_vector(q.clone()).unwrap(), K, Some(400), None).unwrap())).collect()
     };
-    let before = {
+    let (before, id) = {
         let engine = Engine::open(dir.path()).unwrap();
         ingest(&engine, "dumped", &docs, |_| json!({}));
         engine.dump_all().unwrap();
-        top(&engine)
+        (top(&engine), engine.collection("dumped").unwrap().id().to_owned())
     };
-    let index_dir = dir.path().join("index/dumped");
+    // Index directories are named by the collection's id.
+    let index_dir = dir.path().join("index").join(id);
     let dump_dir = || index_dir.join(std::fs::read_to_string(index_dir.join("CURRENT")).unwrap().trim());
     let file = |suffix: &str| {
         std::fs::read_dir(dump_dir()).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(suffix)).unwrap()
@@ -207,7 +208,7 @@ fn writes_after_a_dump_are_replayed_from_the_store() {
     let c = engine.collection("replay").unwrap();
     let stats = c.stats();
     assert_eq!(stats.graph_points - stats.tombstones, 2_998);
-    assert_eq!(engine.store().count("replay").unwrap(), 2_998);
+    assert_eq!(engine.store().count(engine.collection("replay").unwrap().id()).unwrap(), 2_998);
     for (id, v) in docs[2_000..].iter().step_by(97) {
         let found = c.search(&c.prepare_vector(v.clone()).unwrap(), 1, Some(100), None).unwrap();
         assert_eq!(&found[0].document.id, id);
@@ -230,7 +231,7 @@ fn bad_input_is_refused_before_it_reaches_the_index() {
     // A batch with one bad vector writes nothing.
     let err = c.upsert(vec![new_doc("ok".into(), vec![1.0, 0.0, 0.0], json!({})), new_doc("bad".into(), vec![1.0], json!({}))]);
     assert!(err.is_err());
-    assert_eq!(engine.store().count("strict").unwrap(), 0);
+    assert_eq!(engine.store().count(engine.collection("strict").unwrap().id()).unwrap(), 0);
     assert!(c.get("ok").unwrap().is_none());
     for name in ["", "has space", "slash/name", &"x".repeat(65), "ünï"] {
         assert!(matches!(engine.create_collection(vector_collection(name, 3, Metric::Cosine)), Err(EngineError::InvalidName(_))), "{name:?}");
@@ -263,15 +264,23 @@ fn l2_and_dot_metrics_rank_by_their_own_measure() {
 fn a_v1_store_is_migrated_and_a_newer_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
-    let config = vector_collection("old", 2, Metric::Cosine);
     {
-        // Schema v1, written the way v1 wrote it: JSON configs and JSON documents, no point ids.
+        // Schema v1, written with the frozen v1 types: JSON configs and JSON documents, no point ids.
+        use akidb::store::migrations::frozen::v1;
+        let config = v1::CollectionConfig {
+            name: "old".into(),
+            model: v1::ModelBinding { name: "vectors".into(), dims: 2, pooling: v1::Pooling::Mean, query_instruction: None },
+            metric: v1::Metric::Cosine,
+            hnsw: v1::HnswParams { m: 16, ef_construction: 200, ef_search: 64 },
+            created_at_ms: 0,
+        };
         let db = sled::open(&path).unwrap();
         db.insert(b"schema_version", &1u32.to_be_bytes()).unwrap();
         db.open_tree("collections").unwrap().insert("old", serde_json::to_vec(&config).unwrap()).unwrap();
         let docs = db.open_tree("docs/old").unwrap();
         for (id, v, m) in [("a", [1.0f32, 0.0], json!({"n": 1})), ("b", [0.0, 1.0], json!({"n": 2}))] {
-            docs.insert(id, serde_json::to_vec(&json!({"text": format!("text {id}"), "metadata": m, "vector": v})).unwrap()).unwrap();
+            let doc = v1::Document { text: format!("text {id}"), metadata: m.as_object().cloned().unwrap(), vector: v.to_vec() };
+            docs.insert(id, serde_json::to_vec(&doc).unwrap()).unwrap();
         }
         db.flush().unwrap();
     }
@@ -281,7 +290,7 @@ fn a_v1_store_is_migrated_and_a_newer_one_refused() {
         let b = c.get("b").unwrap().unwrap();
         assert_eq!((b.text.as_str(), b.metadata["n"].clone(), b.vector.clone()), ("text b", json!(2), vec![0.0, 1.0]));
         assert_eq!(ids(&c.search(&[0.1, 1.0], 1, None, None).unwrap()), ["b"]);
-        assert_eq!(engine.store().count("old").unwrap(), 2);
+        assert_eq!(engine.store().count(c.id()).unwrap(), 2);
     }
     {
         let db = sled::open(&path).unwrap();
@@ -300,12 +309,15 @@ fn a_v1_store_is_migrated_and_a_newer_one_refused() {
 fn upserts_are_all_or_nothing_and_ids_are_replaced_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
-    store.create_collection(&vector_collection("c", 2, Metric::Cosine)).unwrap();
-    let first = store.upsert("c", &[new_doc("a".into(), vec![1.0, 0.0], json!({}))]).unwrap();
-    let second = store.upsert("c", &[new_doc("a".into(), vec![0.0, 1.0], json!({"v": 2})), new_doc("b".into(), vec![1.0, 1.0], json!({}))]).unwrap();
+    let config = akidb::store::CollectionConfig { id: "id-of-c".into(), ..vector_collection("c", 2, Metric::Cosine) };
+    store.create_collection(&config).unwrap();
+    // Contents are addressed by the collection's id, not its name.
+    let c = config.id.as_str();
+    let first = store.upsert(c, &[new_doc("a".into(), vec![1.0, 0.0], json!({}))]).unwrap();
+    let second = store.upsert(c, &[new_doc("a".into(), vec![0.0, 1.0], json!({"v": 2})), new_doc("b".into(), vec![1.0, 1.0], json!({}))]).unwrap();
     assert_eq!(second[0].replaced, Some(first[0].point));
-    assert_eq!(store.count("c").unwrap(), 2);
-    assert_eq!(store.live_points("c").unwrap(), vec![second[0].point, second[1].point]);
-    assert_eq!(store.get("c", "a").unwrap().unwrap().metadata["v"], 2);
+    assert_eq!(store.count(c).unwrap(), 2);
+    assert_eq!(store.live_points(c).unwrap(), vec![second[0].point, second[1].point]);
+    assert_eq!(store.get(c, "a").unwrap().unwrap().metadata["v"], 2);
     assert!(matches!(store.upsert("nope", &[]), Err(StoreError::CollectionNotFound(_))));
 }

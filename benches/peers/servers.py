@@ -37,12 +37,12 @@ class Akidb:
     """`akidb serve --port 0` from the repository root (so it finds runtime/ and models/);
     the address is read from the line it prints on stdout."""
 
-    def __init__(self, binary, repo, data_dir):
+    def __init__(self, binary, repo, data_dir, extra=()):
         os.makedirs(data_dir, exist_ok=True)
         self.log_path = os.path.join(data_dir, "akidb.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [binary, "serve", "--port", "0", "--data-dir", data_dir],
+            [binary, "serve", "--port", "0", "--data-dir", data_dir, *extra],
             cwd=repo, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.process.stdout.readline().strip()
         prefix = "akidb listening on "

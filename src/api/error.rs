@@ -103,7 +103,7 @@ impl From<&EmbedError> for ApiError {
         match err {
             EmbedError::Model(ModelError::UnsupportedDims { .. }) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported_dimensions", message),
             EmbedError::InvalidInput(_) | EmbedError::Tokenize(_) => ApiError::bad_request(message),
-            EmbedError::WorkerGone => ApiError::unavailable("model_unavailable", message),
+            EmbedError::WorkerGone | EmbedError::BackendDown | EmbedError::BackendPanicked(_) => ApiError::unavailable("model_unavailable", message),
             _ => ApiError::internal(message),
         }
     }

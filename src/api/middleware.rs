@@ -1,5 +1,6 @@
 //! Request middleware: API key, load shedding with a timeout, request metrics.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,19 +36,59 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Decides, once, whether a request's write commits or its timeout wins. A write that has begun
+/// committing is never cut off: the timeout waits for it and the client gets its real answer. A
+/// 408 therefore always means that nothing was written, so a retry is safe even for documents
+/// whose ids the server generates.
+#[derive(Debug, Clone, Default)]
+pub struct WriteGate(Arc<AtomicU8>);
+
+const OPEN: u8 = 0;
+const COMMITTED: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+impl WriteGate {
+    /// Claims the request for its write; `Err` (a 408 to return as is) once the timeout has won.
+    pub fn commit(&self) -> Result<(), ApiError> {
+        match self.0.compare_exchange(OPEN, COMMITTED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(COMMITTED) => Ok(()),
+            Err(_) => Err(timed_out_error()),
+        }
+    }
+
+    fn time_out(&self) -> bool {
+        matches!(self.0.compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire), Ok(_) | Err(TIMED_OUT))
+    }
+}
+
+fn timed_out_error() -> ApiError {
+    ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request timed out before anything was written; it is safe to retry")
+}
+
 /// Refuses work beyond `max_in_flight` at once (503 + Retry-After) instead of queueing without
-/// bound, and stops requests that run past the timeout.
-pub async fn shed_and_time_out(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// bound, and stops requests that run past the timeout unless their write has begun.
+pub async fn shed_and_time_out(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let gate = WriteGate::default();
+    request.extensions_mut().insert(gate.clone());
     if OPEN_ROUTES.contains(&request.uri().path()) {
         return next.run(request).await;
     }
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         return ApiError::unavailable("overloaded", "too many requests in flight; retry shortly").into_response();
     };
-    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the request took longer than {:?}", state.limits.request_timeout))
-            .into_response(),
+    let response = next.run(request);
+    tokio::pin!(response);
+    tokio::select! {
+        response = &mut response => response,
+        () = tokio::time::sleep(state.limits.request_timeout) => {
+            if gate.time_out() {
+                tracing::warn!(timeout = ?state.limits.request_timeout, "request timed out before writing anything");
+                timed_out_error().into_response()
+            } else {
+                // Committed to a write: its outcome is the answer, however long it takes.
+                response.await
+            }
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use error::ApiError;
 use handlers::{collections, documents, embeddings, search, system};
+pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -43,17 +44,18 @@ fn routes() -> Router<Arc<AppState>> {
         .route("/collections/{name}/search/batch", post(search::search_batch))
 }
 
-/// Metrics, fallbacks, load shedding, auth, body limit and panic recovery around `routes`.
+/// Fallbacks, load shedding with the timeout, auth, body limit, panic recovery and, outermost,
+/// metrics around `routes`: every answer is counted, 401, 408, 503 and 500 included.
 fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let max_body = state.limits.max_body_bytes;
     routes
-        .route_layer(axum::middleware::from_fn(middleware::record_metrics))
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::shed_and_time_out))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_api_key))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(middleware::record_metrics))
         .with_state(state)
 }
 

@@ -83,7 +83,8 @@ impl AppState {
         self.loaded.get().ok_or_else(|| ApiError::unavailable("not_ready", "akidb is still loading models and indexes"))
     }
 
+    /// Loaded, and every model has a backend running (not while one is replaced after a panic).
     pub fn is_ready(&self) -> bool {
-        self.loaded.get().is_some()
+        self.loaded.get().is_some_and(|loaded| loaded.models.iter().all(|m| m.healthy()))
     }
 }

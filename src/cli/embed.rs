@@ -43,7 +43,7 @@ pub fn run_embed(args: &EmbedArgs) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for chunk in texts.chunks(STDIN_CHUNK) {
-        let request = EmbedRequest { texts: chunk.to_vec(), kind, dims: args.dims, task: args.task.clone() };
+        let request = EmbedRequest { texts: chunk.to_vec(), kind, dims: args.dims, task: args.task.clone(), priority: None };
         let embeddings = provider.embed(request).wait()?;
         for embedding in embeddings {
             serde_json::to_writer(&mut out, &embedding)?;

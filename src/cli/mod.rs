@@ -82,6 +82,11 @@ pub struct RuntimeArgs {
     /// Intra-op threads for the model (default: the manifest's measured best, else 1).
     #[arg(long, env = "AKIDB_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
+    /// Intra-op threads of a second model session kept for interactive work (search queries,
+    /// embedding requests of at most 16 texts), so it never waits behind document ingest; 0 runs
+    /// everything on one session, interactive work first. Costs one more copy of the model in memory.
+    #[arg(long, env = "AKIDB_INTERACTIVE_THREADS", default_value_t = 1)]
+    pub interactive_threads: usize,
     /// Most padded tokens in one model call.
     #[arg(long, env = "AKIDB_MAX_BATCH_TOKENS", default_value_t = BatchConfig::default().max_batch_tokens)]
     pub max_batch_tokens: usize,
@@ -110,6 +115,7 @@ impl RuntimeArgs {
             intra_threads: self.intra_threads,
             cache_dir: self.data_dir.join("coreml-cache"),
             keep_graph: self.keep_graph,
+            interactive_threads: self.interactive_threads,
         };
         OnnxProvider::load(&model, &options, BatchConfig { max_batch_tokens: self.max_batch_tokens, max_batch_size: self.max_batch_size })
     }

@@ -1,14 +1,24 @@
-//! The inference thread: owns the backend, forms batches from a queue by token budget.
+//! The inference lanes: each owns a backend on its own thread and forms batches by token budget.
 //!
-//! Callers tokenize on their own threads and send whole requests; the thread splits them into
-//! texts, sorts a window of waiting texts by length (padding costs linearly), cuts it into
-//! batches of at most `max_batch_size` texts and `max_batch_tokens` padded tokens, and answers
-//! each request once all of its texts are done. Abandoned requests are skipped.
+//! Two classes of work: *interactive* (search queries, small `/v1/embeddings` requests) and
+//! *bulk* (document ingest). With an interactive lane (the default), each class has its own
+//! backend session on its own thread, so a query never waits for an ingest batch to finish; the
+//! OS shares the cores between them. Without one, both classes share the bulk lane, interactive
+//! first, with a bulk batch let through after every `FAIRNESS` interactive batches so neither
+//! class starves. Either way a lane runs one batch at a time and looks at its queue between
+//! batches, so new interactive work overtakes waiting bulk work at once.
+//!
+//! A lane sorts a window of waiting texts by length (padding costs linearly) and cuts batches of
+//! at most `max_batch_size` texts and `max_batch_tokens` padded tokens. Abandoned requests are
+//! skipped. A panic inside the backend fails only the batch that caused it; the lane then drops
+//! the backend, loads a fresh one (retrying with backoff) and reports not-healthy until it has.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -32,48 +42,94 @@ impl Default for BatchConfig {
     }
 }
 
+/// Which queue a request joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Priority {
+    /// Someone is waiting on the answer: search queries, small embedding requests.
+    Interactive,
+    /// Throughput matters, latency does not: document ingest, large embedding requests.
+    Bulk,
+}
+
+/// With interactive and bulk work sharing a lane, one bulk batch runs after this many
+/// interactive batches in a row while bulk work waits.
+pub const FAIRNESS: usize = 4;
+
 pub type BatchResult = Result<Vec<Vec<f32>>, Arc<EmbedError>>;
+
+/// Loads a fresh backend: at start and after a backend panicked.
+pub type BackendFactory = Arc<dyn Fn() -> Result<Box<dyn Backend>, EmbedError> + Send + Sync>;
 
 struct Request {
     texts: Vec<Vec<u32>>,
+    priority: Priority,
     reply: oneshot::Sender<BatchResult>,
 }
 
-/// Statistics of the last batches, for metrics and benchmarks.
+/// Statistics of the batches run, for metrics and benchmarks (all lanes together).
 #[derive(Debug, Default)]
 pub struct BatcherStats {
-    /// Texts waiting in the queue or in the current window.
+    /// Texts waiting in the queues.
     pub queued_texts: AtomicUsize,
     pub batches: AtomicUsize,
     pub batched_texts: AtomicUsize,
     pub padded_tokens: AtomicUsize,
+    /// Backends replaced after a panic.
+    pub restarts: AtomicUsize,
 }
 
-/// Handle to the inference thread. Dropping every handle lets the thread drain and exit.
-pub struct Batcher {
+/// One lane's view of its backend, read by readiness checks.
+#[derive(Debug)]
+struct LaneHealth {
+    running: AtomicBool,
+}
+
+struct Lane {
     sender: mpsc::Sender<Request>,
-    stats: Arc<BatcherStats>,
+    health: Arc<LaneHealth>,
     _thread: JoinHandle<()>,
 }
 
+/// Handle to the inference lanes. Dropping it lets the lanes drain and exit.
+pub struct Batcher {
+    bulk: Lane,
+    interactive: Option<Lane>,
+    stats: Arc<BatcherStats>,
+}
+
 impl Batcher {
+    /// One lane for everything: interactive work goes first within it.
     pub fn spawn(backend: Box<dyn Backend>, config: BatchConfig) -> Result<Self, EmbedError> {
-        let (sender, receiver) = mpsc::channel();
+        let factory: BackendFactory = Arc::new(|| Err(EmbedError::Runtime { action: "reload the backend", message: "no factory given".into() }));
+        Self::spawn_lanes(backend, None, factory.clone(), factory, config, "model")
+    }
+
+    /// A bulk lane and, when `interactive` is given, an interactive lane; each reloads its
+    /// backend from its factory after a panic.
+    pub fn spawn_lanes(
+        bulk: Box<dyn Backend>,
+        interactive: Option<Box<dyn Backend>>,
+        bulk_factory: BackendFactory,
+        interactive_factory: BackendFactory,
+        config: BatchConfig,
+        model: &str,
+    ) -> Result<Self, EmbedError> {
         let stats = Arc::new(BatcherStats::default());
-        let worker = Worker { backend, config, stats: stats.clone(), waiting: VecDeque::new(), open: HashMap::new(), next_id: 0 };
-        let thread = std::thread::Builder::new()
-            .name("akidb-inference".into())
-            .spawn(move || worker.run(receiver))
-            .map_err(|e| EmbedError::Runtime { action: "start the inference thread", message: e.to_string() })?;
-        Ok(Batcher { sender, stats, _thread: thread })
+        let bulk = Lane::spawn(bulk, bulk_factory, config, stats.clone(), model, "bulk")?;
+        let interactive = interactive.map(|b| Lane::spawn(b, interactive_factory, config, stats.clone(), model, "interactive")).transpose()?;
+        Ok(Batcher { bulk, interactive, stats })
     }
 
     /// Queues tokenized texts; the receiver yields one pooled vector per text, in order.
-    pub fn submit(&self, texts: Vec<Vec<u32>>) -> oneshot::Receiver<BatchResult> {
+    pub fn submit(&self, texts: Vec<Vec<u32>>, priority: Priority) -> oneshot::Receiver<BatchResult> {
         let (reply, receiver) = oneshot::channel();
-        self.stats.queued_texts.fetch_add(texts.len(), Ordering::Relaxed);
+        let lane = match (priority, &self.interactive) {
+            (Priority::Interactive, Some(lane)) => lane,
+            _ => &self.bulk,
+        };
         let count = texts.len();
-        if let Err(mpsc::SendError(request)) = self.sender.send(Request { texts, reply }) {
+        self.stats.queued_texts.fetch_add(count, Ordering::Relaxed);
+        if let Err(mpsc::SendError(request)) = lane.sender.send(Request { texts, priority, reply }) {
             self.stats.queued_texts.fetch_sub(count, Ordering::Relaxed);
             let _ = request.reply.send(Err(Arc::new(EmbedError::WorkerGone)));
         }
@@ -82,6 +138,36 @@ impl Batcher {
 
     pub fn stats(&self) -> &BatcherStats {
         &self.stats
+    }
+
+    /// Every lane has a backend loaded (false while one is being replaced after a panic).
+    pub fn healthy(&self) -> bool {
+        self.bulk.health.running.load(Ordering::Acquire) && self.interactive.as_ref().is_none_or(|l| l.health.running.load(Ordering::Acquire))
+    }
+}
+
+impl Lane {
+    fn spawn(backend: Box<dyn Backend>, factory: BackendFactory, config: BatchConfig, stats: Arc<BatcherStats>, model: &str, lane: &'static str) -> Result<Self, EmbedError> {
+        let (sender, receiver) = mpsc::channel();
+        let health = Arc::new(LaneHealth { running: AtomicBool::new(true) });
+        let worker = Worker {
+            backend: Some(backend),
+            factory,
+            config,
+            stats,
+            health: health.clone(),
+            model: model.to_owned(),
+            lane,
+            queues: [VecDeque::new(), VecDeque::new()],
+            interactive_streak: 0,
+            open: HashMap::new(),
+            next_id: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("akidb-inference-{lane}"))
+            .spawn(move || worker.run(receiver))
+            .map_err(|e| EmbedError::Runtime { action: "start the inference thread", message: e.to_string() })?;
+        Ok(Lane { sender, health, _thread: thread })
     }
 }
 
@@ -97,11 +183,21 @@ struct Item {
     ids: Vec<u32>,
 }
 
+const INTERACTIVE: usize = 0;
+const BULK: usize = 1;
+
 struct Worker {
-    backend: Box<dyn Backend>,
+    /// `None` only while a replacement is being loaded.
+    backend: Option<Box<dyn Backend>>,
+    factory: BackendFactory,
     config: BatchConfig,
     stats: Arc<BatcherStats>,
-    waiting: VecDeque<Item>,
+    health: Arc<LaneHealth>,
+    model: String,
+    lane: &'static str,
+    /// Waiting texts, `[INTERACTIVE]` and `[BULK]`.
+    queues: [VecDeque<Item>; 2],
+    interactive_streak: usize,
     open: HashMap<u64, OpenRequest>,
     next_id: u64,
 }
@@ -109,7 +205,7 @@ struct Worker {
 impl Worker {
     fn run(mut self, receiver: mpsc::Receiver<Request>) {
         loop {
-            if self.waiting.is_empty() {
+            if self.queues.iter().all(VecDeque::is_empty) {
                 match receiver.recv() {
                     Ok(request) => self.accept(request),
                     Err(mpsc::RecvError) => return,
@@ -118,7 +214,11 @@ impl Worker {
             while let Ok(request) = receiver.try_recv() {
                 self.accept(request);
             }
-            self.process_window();
+            let class = self.next_class();
+            self.run_next_batch(class);
+            if self.backend.is_none() {
+                self.restart(&receiver);
+            }
         }
     }
 
@@ -130,34 +230,53 @@ impl Worker {
             let _ = request.reply.send(Ok(Vec::new()));
             return;
         }
-        self.waiting.extend(request.texts.into_iter().enumerate().map(|(slot, ids)| Item { request: id, slot, ids }));
+        let queue = if request.priority == Priority::Interactive { INTERACTIVE } else { BULK };
+        self.queues[queue].extend(request.texts.into_iter().enumerate().map(|(slot, ids)| Item { request: id, slot, ids }));
         self.open.insert(id, OpenRequest { results: vec![None; count], remaining: count, reply: request.reply });
     }
 
-    /// Takes a window from the front of the queue (FIFO across windows, so no request starves),
-    /// sorts it by length and runs it as token-budgeted batches.
-    fn process_window(&mut self) {
+    /// Interactive first; a bulk batch after `FAIRNESS` interactive ones while bulk work waits.
+    fn next_class(&mut self) -> usize {
+        let (interactive, bulk) = (!self.queues[INTERACTIVE].is_empty(), !self.queues[BULK].is_empty());
+        if interactive && !(bulk && self.interactive_streak >= FAIRNESS) {
+            self.interactive_streak += 1;
+            INTERACTIVE
+        } else {
+            self.interactive_streak = 0;
+            BULK
+        }
+    }
+
+    /// Takes a window from the front of a queue (FIFO across windows, so no request starves),
+    /// sorts it by length, runs its first batch and puts the rest back at the front.
+    fn run_next_batch(&mut self, class: usize) {
         let window_texts = self.config.max_batch_size * 4;
-        let mut window: Vec<Item> = Vec::with_capacity(window_texts.min(self.waiting.len()));
+        let mut window: Vec<Item> = Vec::with_capacity(window_texts.min(self.queues[class].len()));
         while window.len() < window_texts {
-            let Some(item) = self.waiting.pop_front() else { break };
-            self.stats.queued_texts.fetch_sub(1, Ordering::Relaxed);
+            let Some(item) = self.queues[class].pop_front() else { break };
             // Skip texts of requests that failed or whose caller went away.
             match self.open.get(&item.request) {
                 Some(open) if !open.reply.is_closed() => window.push(item),
                 Some(_) => {
+                    self.stats.queued_texts.fetch_sub(1, Ordering::Relaxed);
                     self.open.remove(&item.request);
                 }
-                None => {}
+                None => {
+                    self.stats.queued_texts.fetch_sub(1, Ordering::Relaxed);
+                }
             }
         }
-        window.sort_by_key(|item| item.ids.len());
-        let mut start = 0;
-        while start < window.len() {
-            let end = self.batch_end(&window, start);
-            self.run_batch(&window[start..end]);
-            start = end;
+        if window.is_empty() {
+            return;
         }
+        window.sort_by_key(|item| item.ids.len());
+        let end = self.batch_end(&window, 0);
+        let rest = window.split_off(end);
+        for item in rest.into_iter().rev() {
+            self.queues[class].push_front(item);
+        }
+        self.stats.queued_texts.fetch_sub(window.len(), Ordering::Relaxed);
+        self.run_batch(&window);
     }
 
     /// End of the batch starting at `start` in a length-sorted window: the longest text is last,
@@ -178,24 +297,112 @@ impl Worker {
         if live.is_empty() {
             return;
         }
+        let Some(backend) = self.backend.as_mut() else {
+            self.fail(&live, EmbedError::BackendDown);
+            return;
+        };
         let ids: Vec<&[u32]> = live.iter().map(|item| item.ids.as_slice()).collect();
         let longest = ids.iter().map(|t| t.len()).max().unwrap_or(0);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.batched_texts.fetch_add(ids.len(), Ordering::Relaxed);
         self.stats.padded_tokens.fetch_add(ids.len() * longest, Ordering::Relaxed);
-        metrics::histogram!("akidb_embed_batch_texts").record(ids.len() as f64);
-        metrics::histogram!("akidb_embed_batch_padded_tokens").record((ids.len() * longest) as f64);
-        match self.backend.embed(&ids) {
-            Ok(vectors) if vectors.len() == live.len() => {
+        metrics::histogram!("akidb_embed_batch_texts", "model" => self.model.clone(), "lane" => self.lane).record(ids.len() as f64);
+        metrics::histogram!("akidb_embed_batch_padded_tokens", "model" => self.model.clone(), "lane" => self.lane).record((ids.len() * longest) as f64);
+        // A panic in the backend (ONNX Runtime glue, pooling, a bug) must not take the lane down.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            fail::fail_point!("embed.backend.panic");
+            backend.embed(&ids)
+        }));
+        match outcome {
+            Ok(Ok(vectors)) if vectors.len() == live.len() => {
                 for (item, vector) in live.iter().zip(vectors) {
                     self.deliver(item, vector);
                 }
             }
-            Ok(vectors) => self.fail(&live, EmbedError::Runtime {
+            Ok(Ok(vectors)) => self.fail(&live, EmbedError::Runtime {
                 action: "run the model",
                 message: format!("{} vectors for {} texts", vectors.len(), live.len()),
             }),
-            Err(err) => self.fail(&live, err),
+            Ok(Err(err)) => self.fail(&live, err),
+            Err(panic) => {
+                let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_default();
+                tracing::error!(model = %self.model, lane = self.lane, %detail, "the embedding backend panicked; failing its batch and loading a fresh backend");
+                self.health.running.store(false, Ordering::Release);
+                self.backend = None;
+                self.fail(&live, EmbedError::BackendPanicked(detail));
+            }
+        }
+    }
+
+    /// Loads a fresh backend on a helper thread, retrying with backoff. Requests arriving
+    /// meanwhile fail at once (503) rather than wait on a backend that may not come back.
+    fn restart(&mut self, receiver: &mpsc::Receiver<Request>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let (done, loaded) = mpsc::channel();
+            let factory = self.factory.clone();
+            let spawned = std::thread::Builder::new().name(format!("akidb-reload-{}", self.lane)).spawn(move || {
+                fail::fail_point!("embed.backend.reload");
+                let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(|| factory())));
+            });
+            let outcome = match spawned {
+                Ok(_) => loop {
+                    match loaded.recv_timeout(Duration::from_millis(10)) {
+                        Ok(outcome) => break Some(outcome),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break None,
+                    }
+                    if !self.fail_arrivals(receiver) {
+                        return;
+                    }
+                },
+                Err(_) => None,
+            };
+            match outcome {
+                Some(Ok(Ok(backend))) => {
+                    self.backend = Some(backend);
+                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("akidb_embed_backend_restarts_total", "model" => self.model.clone(), "lane" => self.lane).increment(1);
+                    self.health.running.store(true, Ordering::Release);
+                    tracing::warn!(model = %self.model, lane = self.lane, "embedding backend restarted");
+                    return;
+                }
+                Some(Ok(Err(err))) => tracing::error!(model = %self.model, lane = self.lane, %err, ?backoff, "cannot load a fresh embedding backend; retrying"),
+                _ => tracing::error!(model = %self.model, lane = self.lane, ?backoff, "loading a fresh embedding backend failed; retrying"),
+            }
+            let deadline = std::time::Instant::now() + backoff;
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+                if !self.fail_arrivals(receiver) {
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Fails every waiting and newly arrived request with `BackendDown`; false once every
+    /// handle to the lane is gone.
+    fn fail_arrivals(&mut self, receiver: &mpsc::Receiver<Request>) -> bool {
+        let connected = loop {
+            match receiver.try_recv() {
+                Ok(request) => self.accept(request),
+                Err(mpsc::TryRecvError::Empty) => break true,
+                Err(mpsc::TryRecvError::Disconnected) => break false,
+            }
+        };
+        self.fail_waiting();
+        connected
+    }
+
+    fn fail_waiting(&mut self) {
+        let err = Arc::new(EmbedError::BackendDown);
+        for queue in &mut self.queues {
+            self.stats.queued_texts.fetch_sub(queue.len(), Ordering::Relaxed);
+            queue.clear();
+        }
+        for (_, open) in self.open.drain() {
+            let _ = open.reply.send(Err(err.clone()));
         }
     }
 
@@ -229,14 +436,28 @@ mod tests {
     use super::*;
     use crate::embed::runtime::ExecutionProvider;
 
-    /// Records batch shapes; the "embedding" of a text is its first id and its length.
-    struct Recorder(Arc<Mutex<Vec<Vec<usize>>>>);
+    /// Records batch shapes; the "embedding" of a text is its first id and its length. A text
+    /// starting with 666 fails its batch, 667 panics, and 1000+ blocks until `gate` is opened.
+    struct Recorder {
+        log: Arc<Mutex<Vec<Vec<u32>>>>,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    }
 
     impl Backend for Recorder {
         fn embed(&mut self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
-            self.0.lock().unwrap().push(batch.iter().map(|t| t.len()).collect());
+            self.log.lock().unwrap().push(batch.iter().map(|t| t[0]).collect());
             if batch.iter().any(|t| t.first() == Some(&666)) {
                 return Err(EmbedError::InvalidInput("poisoned".into()));
+            }
+            if batch.iter().any(|t| t.first() == Some(&667)) {
+                panic!("backend bug");
+            }
+            if batch.iter().any(|t| t[0] >= 1000) {
+                let (open, cv) = &*self.gate;
+                let mut open = open.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
             }
             Ok(batch.iter().map(|t| vec![t[0] as f32, t.len() as f32]).collect())
         }
@@ -245,9 +466,29 @@ mod tests {
         }
     }
 
-    fn batcher(config: BatchConfig) -> (Batcher, Arc<Mutex<Vec<Vec<usize>>>>) {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        (Batcher::spawn(Box::new(Recorder(log.clone())), config).unwrap(), log)
+    struct Harness {
+        log: Arc<Mutex<Vec<Vec<u32>>>>,
+        gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Harness { log: Arc::default(), gate: Arc::new((Mutex::new(false), std::sync::Condvar::new())) }
+        }
+        fn backend(&self) -> Box<dyn Backend> {
+            Box::new(Recorder { log: self.log.clone(), gate: self.gate.clone() })
+        }
+        fn factory(&self) -> BackendFactory {
+            let (log, gate) = (self.log.clone(), self.gate.clone());
+            Arc::new(move || Ok(Box::new(Recorder { log: log.clone(), gate: gate.clone() }) as Box<dyn Backend>))
+        }
+        fn open_gate(&self) {
+            *self.gate.0.lock().unwrap() = true;
+            self.gate.1.notify_all();
+        }
+        fn single_lane(&self, config: BatchConfig) -> Batcher {
+            Batcher::spawn_lanes(self.backend(), None, self.factory(), self.factory(), config, "test").unwrap()
+        }
     }
 
     fn text(first: u32, len: usize) -> Vec<u32> {
@@ -256,15 +497,25 @@ mod tests {
         t
     }
 
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     #[test]
     fn results_come_back_in_request_order_and_batches_respect_the_budget() {
-        let (b, log) = batcher(BatchConfig { max_batch_tokens: 20, max_batch_size: 3 });
+        let h = Harness::new();
+        let b = h.single_lane(BatchConfig { max_batch_tokens: 20, max_batch_size: 3 });
         let texts: Vec<Vec<u32>> = [9, 1, 5, 2, 8, 3, 7].iter().enumerate().map(|(i, &len)| text(i as u32, len)).collect();
-        let out = b.submit(texts.clone()).blocking_recv().unwrap().unwrap();
+        let out = b.submit(texts.clone(), Priority::Bulk).blocking_recv().unwrap().unwrap();
         for (i, (v, t)) in out.iter().zip(&texts).enumerate() {
             assert_eq!(v, &vec![i as f32, t.len() as f32]);
         }
-        for batch in log.lock().unwrap().iter() {
+        let lens: Vec<Vec<usize>> = h.log.lock().unwrap().iter().map(|b| b.iter().map(|&first| texts[first as usize].len()).collect()).collect();
+        for batch in &lens {
             assert!(batch.len() <= 3, "{batch:?}");
             assert!(batch.len() * batch.iter().max().unwrap() <= 20 || batch.len() == 1, "{batch:?}");
             assert!(batch.windows(2).all(|w| w[0] <= w[1]), "sorted by length: {batch:?}");
@@ -273,17 +524,19 @@ mod tests {
 
     #[test]
     fn a_text_over_the_budget_runs_alone() {
-        let (b, log) = batcher(BatchConfig { max_batch_tokens: 4, max_batch_size: 8 });
-        let out = b.submit(vec![text(1, 10), text(2, 1)]).blocking_recv().unwrap().unwrap();
+        let h = Harness::new();
+        let b = h.single_lane(BatchConfig { max_batch_tokens: 4, max_batch_size: 8 });
+        let out = b.submit(vec![text(1, 10), text(2, 1)], Priority::Bulk).blocking_recv().unwrap().unwrap();
         assert_eq!(out.len(), 2);
-        assert_eq!(log.lock().unwrap().iter().map(|b| b.len()).sum::<usize>(), 2);
+        assert_eq!(h.log.lock().unwrap().iter().map(|b| b.len()).sum::<usize>(), 2);
     }
 
     #[test]
     fn a_failing_batch_fails_only_its_requests() {
-        let (b, _) = batcher(BatchConfig { max_batch_tokens: 1000, max_batch_size: 1 });
-        let bad = b.submit(vec![text(666, 2)]);
-        let good = b.submit(vec![text(1, 2)]);
+        let h = Harness::new();
+        let b = h.single_lane(BatchConfig { max_batch_tokens: 1000, max_batch_size: 1 });
+        let bad = b.submit(vec![text(666, 2)], Priority::Bulk);
+        let good = b.submit(vec![text(1, 2)], Priority::Bulk);
         assert!(bad.blocking_recv().unwrap().is_err());
         assert_eq!(good.blocking_recv().unwrap().unwrap(), vec![vec![1.0, 2.0]]);
         assert_eq!(b.stats().queued_texts.load(Ordering::Relaxed), 0);
@@ -291,8 +544,81 @@ mod tests {
 
     #[test]
     fn empty_requests_answer_at_once() {
-        let (b, log) = batcher(BatchConfig::default());
-        assert!(b.submit(vec![]).blocking_recv().unwrap().unwrap().is_empty());
-        assert!(log.lock().unwrap().is_empty());
+        let h = Harness::new();
+        let b = h.single_lane(BatchConfig::default());
+        assert!(b.submit(vec![], Priority::Interactive).blocking_recv().unwrap().unwrap().is_empty());
+        assert!(h.log.lock().unwrap().is_empty());
+    }
+
+    /// Item 4: queued interactive work overtakes queued bulk work in a shared lane, and bulk
+    /// work still gets one batch in every FAIRNESS + 1.
+    #[test]
+    fn interactive_work_goes_first_and_bulk_is_not_starved() {
+        let h = Harness::new();
+        let b = h.single_lane(BatchConfig { max_batch_tokens: 1000, max_batch_size: 1 });
+        // Occupy the lane so everything below queues up behind the blocked batch.
+        let blocker = b.submit(vec![text(1000, 1)], Priority::Bulk);
+        wait_until("the blocker to start", || h.log.lock().unwrap().len() == 1);
+        let bulk = b.submit((100..110).map(|i| text(i, 2)).collect(), Priority::Bulk);
+        let queries: Vec<_> = (0..6).map(|i| b.submit(vec![text(i, 2)], Priority::Interactive)).collect();
+        wait_until("everything queued", || b.stats().queued_texts.load(Ordering::Relaxed) == 16);
+        h.open_gate();
+        blocker.blocking_recv().unwrap().unwrap();
+        for q in queries {
+            q.blocking_recv().unwrap().unwrap();
+        }
+        bulk.blocking_recv().unwrap().unwrap();
+        let order: Vec<u32> = h.log.lock().unwrap().iter().skip(1).map(|b| b[0]).collect();
+        // FAIRNESS interactive, one bulk, the last interactive ones, then the rest of the bulk.
+        assert_eq!(&order[..FAIRNESS], &[0, 1, 2, 3], "{order:?}");
+        assert!(order[FAIRNESS] >= 100, "a bulk batch after {FAIRNESS} interactive ones: {order:?}");
+        assert_eq!(&order[FAIRNESS + 1..FAIRNESS + 3], &[4, 5], "{order:?}");
+        assert!(order[FAIRNESS + 3..].iter().all(|&i| i >= 100), "{order:?}");
+    }
+
+    /// Item 4: with an interactive lane, a query is answered while a bulk batch is still running.
+    #[test]
+    fn an_interactive_lane_answers_while_bulk_is_busy() {
+        let h = Harness::new();
+        let b = Batcher::spawn_lanes(h.backend(), Some(h.backend()), h.factory(), h.factory(), BatchConfig::default(), "test").unwrap();
+        let bulk = b.submit(vec![text(1000, 3)], Priority::Bulk);
+        wait_until("the bulk batch to start", || h.log.lock().unwrap().len() == 1);
+        let query = b.submit(vec![text(7, 2)], Priority::Interactive);
+        assert_eq!(query.blocking_recv().unwrap().unwrap(), vec![vec![7.0, 2.0]]);
+        h.open_gate();
+        assert_eq!(bulk.blocking_recv().unwrap().unwrap(), vec![vec![1000.0, 3.0]]);
+    }
+
+    /// Item 5: a panicking backend fails its batch only; the lane loads a fresh backend and
+    /// reports unhealthy until it has one.
+    #[test]
+    fn a_backend_panic_fails_its_batch_and_the_lane_restarts_the_backend() {
+        let h = Harness::new();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Mutex::new(hold);
+        let inner = h.factory();
+        let factory: BackendFactory = Arc::new(move || {
+            // The reload waits for the test, so "not healthy while reloading" is observable.
+            let _ = hold.lock().unwrap().recv();
+            inner()
+        });
+        let b = Batcher::spawn_lanes(h.backend(), None, factory.clone(), factory, BatchConfig { max_batch_tokens: 100, max_batch_size: 1 }, "test").unwrap();
+        assert!(b.healthy());
+        let panicking = b.submit(vec![text(667, 2)], Priority::Bulk);
+        match panicking.blocking_recv().unwrap() {
+            Err(err) => assert!(matches!(*err, EmbedError::BackendPanicked(_)), "{err}"),
+            Ok(v) => panic!("a panicking batch returned {v:?}"),
+        }
+        wait_until("the lane to report unhealthy", || !b.healthy());
+        // While no backend runs, requests fail fast instead of hanging.
+        let during = b.submit(vec![text(3, 2)], Priority::Bulk);
+        match during.blocking_recv().unwrap() {
+            Err(err) => assert!(matches!(*err, EmbedError::BackendDown), "{err}"),
+            Ok(v) => panic!("answered without a backend: {v:?}"),
+        }
+        release.send(()).unwrap();
+        wait_until("the lane to recover", || b.healthy());
+        assert_eq!(b.stats().restarts.load(Ordering::Relaxed), 1);
+        assert_eq!(b.submit(vec![text(5, 2)], Priority::Bulk).blocking_recv().unwrap().unwrap(), vec![vec![5.0, 2.0]]);
     }
 }

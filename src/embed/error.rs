@@ -28,6 +28,10 @@ pub enum EmbedError {
     InvalidInput(String),
     #[error("the inference thread has stopped")]
     WorkerGone,
+    #[error("the embedding backend panicked while running this batch ({0}); it is being restarted")]
+    BackendPanicked(String),
+    #[error("the embedding backend is restarting after a failure; retry shortly")]
+    BackendDown,
 }
 
 impl EmbedError {

@@ -8,8 +8,9 @@ mod pooling;
 mod provider;
 pub mod runtime;
 mod tokenize;
+mod tokenize_pool;
 
-pub use batcher::{BatchConfig, Batcher, BatcherStats};
+pub use batcher::{BackendFactory, BatchConfig, Batcher, BatcherStats, Priority, FAIRNESS};
 pub use error::EmbedError;
 pub use onnx::{Backend, OnnxBackend, OnnxOptions};
 pub use provider::{EmbedRequest, Embedding, EmbeddingProvider, ModelInfo, OnnxProvider, PendingEmbeddings, TextKind};

@@ -30,6 +30,9 @@ pub struct OnnxOptions {
     /// Run the model file exactly as it is, without akidb's exact load-time rewrites
     /// (see `graph_rewrite`).
     pub keep_graph: bool,
+    /// Intra-op threads of the interactive lane's own session (queries, small embedding
+    /// requests); 0: no interactive lane, interactive work goes first in the bulk lane.
+    pub interactive_threads: usize,
 }
 
 /// One model input and how akidb fills it.

@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::batcher::{BatchConfig, BatchResult, Batcher};
-use super::onnx::{OnnxBackend, OnnxOptions};
+use super::batcher::{BackendFactory, BatchConfig, BatchResult, Batcher, Priority};
+use super::onnx::{Backend, OnnxBackend, OnnxOptions};
 use super::pooling;
 use super::runtime::ExecutionProvider;
-use super::tokenize::TextEncoder;
+use super::tokenize::{EncodedText, TextEncoder};
+use super::tokenize_pool::{TokenizerPool, CHUNK};
 use super::EmbedError;
 use crate::model::{Manifest, ModelDir, Pooling};
 
@@ -32,20 +33,34 @@ pub struct EmbedRequest {
     pub dims: Option<usize>,
     /// Overrides the manifest's default task in the query instruction.
     pub task: Option<String>,
+    /// Which queue the texts join; `None`: queries are interactive, documents bulk.
+    pub priority: Option<Priority>,
 }
 
 impl EmbedRequest {
     pub fn documents(texts: Vec<String>) -> Self {
-        EmbedRequest { texts, kind: TextKind::Document, dims: None, task: None }
+        EmbedRequest { texts, kind: TextKind::Document, dims: None, task: None, priority: None }
     }
 
     pub fn queries(texts: Vec<String>) -> Self {
-        EmbedRequest { texts, kind: TextKind::Query, dims: None, task: None }
+        EmbedRequest { texts, kind: TextKind::Query, dims: None, task: None, priority: None }
     }
 
     pub fn with_dims(mut self, dims: Option<usize>) -> Self {
         self.dims = dims;
         self
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    pub fn priority(&self) -> Priority {
+        self.priority.unwrap_or(match self.kind {
+            TextKind::Query => Priority::Interactive,
+            TextKind::Document => Priority::Bulk,
+        })
     }
 }
 
@@ -71,6 +86,9 @@ pub struct ModelInfo {
     pub query_instruction: Option<String>,
     pub default_task: Option<String>,
     pub execution_provider: ExecutionProvider,
+    /// NaN scrubs removed from the graph at load (0 when the rewrite was not proven exact for
+    /// this model, found nothing, or `--keep-graph` was given).
+    pub graph_rewrites: usize,
 }
 
 /// Embeds texts. Implementations queue the work and return at once; the result is awaited
@@ -88,12 +106,15 @@ pub trait EmbeddingProvider: Send + Sync {
     }
 }
 
-/// Embeddings on their way back from the inference thread.
+type EmbedResult = Result<Vec<Embedding>, Arc<EmbedError>>;
+
+/// Embeddings on their way: tokenized on the tokenizer workers, run on an inference lane,
+/// finished (Matryoshka width, normalization) on the way back.
 pub struct PendingEmbeddings(PendingState);
 
 enum PendingState {
-    Done(Option<Result<Vec<Embedding>, Arc<EmbedError>>>),
-    Waiting { receiver: oneshot::Receiver<BatchResult>, finish: Finish },
+    Done(Option<EmbedResult>),
+    Running(Pin<Box<dyn Future<Output = EmbedResult> + Send>>),
 }
 
 /// Post-processing applied on the caller's side once the pooled vectors arrive.
@@ -104,7 +125,7 @@ struct Finish {
 }
 
 impl Finish {
-    fn apply(self, result: Result<BatchResult, oneshot::error::RecvError>) -> Result<Vec<Embedding>, Arc<EmbedError>> {
+    fn apply(self, result: Result<BatchResult, oneshot::error::RecvError>) -> EmbedResult {
         let vectors = result.map_err(|_| Arc::new(EmbedError::WorkerGone))??;
         Ok(vectors
             .into_iter()
@@ -119,41 +140,48 @@ impl PendingEmbeddings {
         PendingEmbeddings(PendingState::Done(Some(Err(Arc::new(err)))))
     }
 
-    /// Blocks the current thread until the result is ready. Not for async contexts.
-    pub fn wait(self) -> Result<Vec<Embedding>, Arc<EmbedError>> {
+    /// Blocks the current thread until the result is ready. Not for async contexts (it drives
+    /// the work on a small runtime of its own).
+    pub fn wait(self) -> EmbedResult {
         match self.0 {
             PendingState::Done(result) => result.unwrap_or_else(|| Err(Arc::new(EmbedError::WorkerGone))),
-            PendingState::Waiting { receiver, finish } => finish.apply(receiver.blocking_recv()),
+            PendingState::Running(future) => tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| Arc::new(EmbedError::Runtime { action: "start a runtime to wait on", message: e.to_string() }))?
+                .block_on(future),
         }
     }
 }
 
 impl Future for PendingEmbeddings {
-    type Output = Result<Vec<Embedding>, Arc<EmbedError>>;
+    type Output = EmbedResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        match &mut this.0 {
+        match &mut self.get_mut().0 {
             PendingState::Done(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(Arc::new(EmbedError::WorkerGone)))),
-            PendingState::Waiting { receiver, .. } => {
-                let received = std::task::ready!(Pin::new(receiver).poll(cx));
-                let state = std::mem::replace(&mut this.0, PendingState::Done(None));
-                match state {
-                    PendingState::Waiting { finish, .. } => Poll::Ready(finish.apply(received)),
-                    PendingState::Done(_) => Poll::Ready(Err(Arc::new(EmbedError::WorkerGone))),
-                }
-            }
+            PendingState::Running(future) => future.as_mut().poll(cx),
         }
     }
 }
 
-/// ONNX Runtime provider: tokenizer on the caller's thread, model on the inference thread.
+/// ONNX Runtime provider: tokenizer workers, then the model on an inference lane.
 pub struct OnnxProvider {
-    manifest: Manifest,
-    encoder: TextEncoder,
-    batcher: Batcher,
+    manifest: Arc<Manifest>,
+    encoder: Arc<TextEncoder>,
+    tokenizers: Arc<TokenizerPool>,
+    batcher: Arc<Batcher>,
     info: ModelInfo,
 }
+
+/// Texts that may wait for or be in tokenization at once, per model.
+const TOKENIZE_QUEUE_TEXTS: usize = 8192;
+
+/// Probe texts of different lengths, so the probe batch is padded.
+const PROBE_TEXTS: [&str; 3] = [
+    "a",
+    "The quick brown fox jumps over the lazy dog.",
+    "akidb checks at load time that its graph rewrite changes no output bit, on a padded batch of texts of different lengths.",
+];
 
 impl OnnxProvider {
     pub fn load(model: &ModelDir, options: &OnnxOptions, batching: BatchConfig) -> Result<Self, EmbedError> {
@@ -162,7 +190,24 @@ impl OnnxProvider {
         }
         let manifest = model.manifest.clone();
         let encoder = TextEncoder::from_file(&model.tokenizer_path(), &manifest)?;
-        let backend = OnnxBackend::load(model, options, encoder.pad_id())?;
+        let pad_id = encoder.pad_id();
+        let mut options = options.clone();
+        let mut graph_rewrites = 0;
+        if !options.keep_graph {
+            match prove_rewrite(model, &options, &encoder)? {
+                Some(removed) => graph_rewrites = removed,
+                None => options.keep_graph = true,
+            }
+        }
+        let factory = |options: OnnxOptions| -> BackendFactory {
+            let model = model.clone();
+            Arc::new(move || OnnxBackend::load(&model, &options, pad_id).map(|b| Box::new(b) as Box<dyn Backend>))
+        };
+        let bulk_factory = factory(options.clone());
+        let interactive_factory = factory(OnnxOptions { intra_threads: Some(options.interactive_threads.max(1)), ..options.clone() });
+        let bulk = bulk_factory()?;
+        let execution_provider = bulk.execution_provider();
+        let interactive = if options.interactive_threads > 0 { Some(interactive_factory()?) } else { None };
         let info = ModelInfo {
             name: manifest.name.clone(),
             family: manifest.family.clone(),
@@ -173,30 +218,85 @@ impl OnnxProvider {
             matryoshka_dims: manifest.matryoshka_dims.clone(),
             query_instruction: manifest.query_instruction.clone(),
             default_task: manifest.default_task.clone(),
-            execution_provider: super::onnx::Backend::execution_provider(&backend),
+            execution_provider,
+            graph_rewrites,
         };
-        let batcher = Batcher::spawn(Box::new(backend), batching)?;
-        Ok(OnnxProvider { manifest, encoder, batcher, info })
+        let batcher = Batcher::spawn_lanes(bulk, interactive, bulk_factory, interactive_factory, batching, &manifest.name)?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        let tokenizers = TokenizerPool::new(workers, TOKENIZE_QUEUE_TEXTS, &manifest.name)
+            .map_err(|e| EmbedError::Runtime { action: "start the tokenizer workers", message: e.to_string() })?;
+        Ok(OnnxProvider { manifest: Arc::new(manifest), encoder: Arc::new(encoder), tokenizers: Arc::new(tokenizers), batcher: Arc::new(batcher), info })
     }
 
     pub fn batcher(&self) -> &Batcher {
         &self.batcher
     }
 
-    fn prepare(&self, request: &EmbedRequest) -> Result<(Vec<Vec<u32>>, Finish), EmbedError> {
-        let dims = self.manifest.check_dims(request.dims)?;
-        let mut ids = Vec::with_capacity(request.texts.len());
-        let mut encoded = Vec::with_capacity(request.texts.len());
-        for text in &request.texts {
-            let encoding = match request.kind {
-                TextKind::Document => self.encoder.encode(text)?,
-                TextKind::Query => self.encoder.encode(&self.manifest.format_query(text, request.task.as_deref()))?,
-            };
-            encoded.push((encoding.ids.len(), encoding.truncated));
-            ids.push(encoding.ids);
-        }
-        Ok((ids, Finish { encoded, dims, normalize: self.manifest.normalize }))
+    /// Every inference lane has a backend (false while one is reloaded after a panic).
+    pub fn healthy(&self) -> bool {
+        self.batcher.healthy()
     }
+}
+
+/// The graph rewrite is kept only where it is proven exact for this model: the rewritten and
+/// the as-shipped graph must give bit-identical vectors for a padded probe batch (on the
+/// model's own padding side). Returns the scrubs removed, or `None` to run the file as shipped.
+fn prove_rewrite(model: &ModelDir, options: &OnnxOptions, encoder: &TextEncoder) -> Result<Option<usize>, EmbedError> {
+    let path = model.model_path();
+    let bytes = std::fs::read(&path).map_err(|e| EmbedError::Runtime { action: "read the model file", message: format!("{}: {e}", path.display()) })?;
+    let Some(rewritten) = super::graph_rewrite::remove_nan_scrubs(&bytes) else { return Ok(None) };
+    drop(bytes);
+    let probe: Vec<Vec<u32>> = PROBE_TEXTS.iter().map(|t| encoder.encode(t).map(|e| e.ids)).collect::<Result<_, _>>()?;
+    let batch: Vec<&[u32]> = probe.iter().map(Vec::as_slice).collect();
+    let one_thread = |keep_graph| OnnxOptions { keep_graph, intra_threads: Some(1), ..options.clone() };
+    let as_rewritten = OnnxBackend::load(model, &one_thread(false), encoder.pad_id())?.embed(&batch)?;
+    let as_shipped = OnnxBackend::load(model, &one_thread(true), encoder.pad_id())?.embed(&batch)?;
+    let bits = |vectors: &[Vec<f32>]| -> Vec<u32> { vectors.iter().flatten().map(|v| v.to_bits()).collect() };
+    // Tests force a disagreement to check that akidb then runs the graph as shipped.
+    let forced_disagreement = || -> bool {
+        fail::fail_point!("embed.rewrite_probe.disagree", |_| true);
+        false
+    };
+    let identical = bits(&as_rewritten) == bits(&as_shipped) && !forced_disagreement();
+    if !identical {
+        tracing::warn!(model = %model.manifest.name, "the graph rewrite changed this model's output on the probe batch; running the graph as shipped");
+        return Ok(None);
+    }
+    tracing::info!(model = %model.manifest.name, removed = rewritten.nan_scrubs_removed, "graph rewrite proven bit-exact on a padded probe batch");
+    Ok(Some(rewritten.nan_scrubs_removed))
+}
+
+/// Tokenizes `texts` on the tokenizer workers, `CHUNK` texts per job, in order.
+async fn tokenize(pool: &TokenizerPool, encoder: &Arc<TextEncoder>, manifest: &Arc<Manifest>, request: EmbedRequest, priority: Priority) -> Result<Vec<EncodedText>, EmbedError> {
+    let (kind, task) = (request.kind, request.task);
+    let mut receivers = Vec::new();
+    let mut jobs: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
+    let mut texts = request.texts.into_iter().peekable();
+    while texts.peek().is_some() {
+        let chunk: Vec<String> = texts.by_ref().take(CHUNK).collect();
+        let (reply, receiver) = oneshot::channel();
+        let (encoder, manifest, task) = (encoder.clone(), manifest.clone(), task.clone());
+        jobs.push(Box::new(move || {
+            if reply.is_closed() {
+                return;
+            }
+            let encoded = chunk
+                .iter()
+                .map(|text| match kind {
+                    TextKind::Document => encoder.encode(text),
+                    TextKind::Query => encoder.encode(&manifest.format_query(text, task.as_deref())),
+                })
+                .collect::<Result<Vec<_>, _>>();
+            let _ = reply.send(encoded);
+        }));
+        receivers.push(receiver);
+    }
+    pool.run(priority, jobs);
+    let mut encoded = Vec::new();
+    for receiver in receivers {
+        encoded.extend(receiver.await.map_err(|_| EmbedError::WorkerGone)??);
+    }
+    Ok(encoded)
 }
 
 impl EmbeddingProvider for OnnxProvider {
@@ -205,9 +305,21 @@ impl EmbeddingProvider for OnnxProvider {
     }
 
     fn embed(&self, request: EmbedRequest) -> PendingEmbeddings {
-        match self.prepare(&request) {
-            Ok((ids, finish)) => PendingEmbeddings(PendingState::Waiting { receiver: self.batcher.submit(ids), finish }),
-            Err(err) => PendingEmbeddings::failed(err),
-        }
+        let dims = match self.manifest.check_dims(request.dims) {
+            Ok(dims) => dims,
+            Err(err) => return PendingEmbeddings::failed(err.into()),
+        };
+        let priority = request.priority();
+        let (room, permits) = self.tokenizers.room(request.texts.len());
+        let (pool, encoder, manifest, batcher) = (self.tokenizers.clone(), self.encoder.clone(), self.manifest.clone(), self.batcher.clone());
+        let normalize = self.manifest.normalize;
+        PendingEmbeddings(PendingState::Running(Box::pin(async move {
+            let permit = room.acquire_many_owned(permits).await.map_err(|_| Arc::new(EmbedError::WorkerGone))?;
+            let encoded = tokenize(&pool, &encoder, &manifest, request, priority).await?;
+            drop(permit);
+            let finish = Finish { encoded: encoded.iter().map(|e| (e.ids.len(), e.truncated)).collect(), dims, normalize };
+            let receiver = batcher.submit(encoded.into_iter().map(|e| e.ids).collect(), priority);
+            finish.apply(receiver.await)
+        })))
     }
 }

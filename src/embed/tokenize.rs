@@ -49,6 +49,7 @@ impl TextEncoder {
     }
 
     pub fn encode(&self, text: &str) -> Result<EncodedText, EmbedError> {
+        fail::fail_point!("embed.tokenize.text");
         let encoding = self.tokenizer.encode(text, true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         let mut truncated = !encoding.get_overflowing().is_empty();
         let mut ids = encoding.get_ids().to_vec();

@@ -1,8 +1,16 @@
 //! One collection: its config, its index (graph + tombstones) and the metadata filters read.
 //!
 //! Writes to a collection are serialized by `writer` (store write, then index update), so the
-//! graph always holds every point below the store's next point id while no write is under way:
+//! index always holds every point below the store's next point id while no write is under way:
 //! that is what makes a dump's watermark exact. Searches never take `writer`.
+//!
+//! A dump must not stall writers for as long as it writes files, so it *freezes* the graph
+//! instead: under `writer` it reads the watermark and sets `side.frozen`; from then on writers
+//! put new points in `side` (searched exactly, next to the graph) rather than in the graph, and
+//! the dump writes a graph that holds exactly the points below its watermark. The store is
+//! flushed before the dump is written, so a dump never covers a point a crash could take back.
+//! When the dump is done the side points go into the graph. Dumps and compactions exclude each
+//! other (`maintenance`), so the graph being dumped is the graph in force.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,12 +40,22 @@ pub struct Collection {
     store: Arc<dyn DocumentStore>,
     index_dir: PathBuf,
     graph: RwLock<Arc<dyn VectorIndex>>,
+    /// Points written while a dump has the graph frozen.
+    side: RwLock<Side>,
     tombstones: RwLock<HashSet<PointId>>,
     metadata: RwLock<HashMap<PointId, Arc<Map<String, Value>>>>,
     writer: Mutex<()>,
+    /// Held by a dump or a compaction for its whole run: they replace or read the whole graph.
+    maintenance: Mutex<()>,
     compacting: AtomicBool,
     /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
     dumped: Mutex<Option<(PointId, usize, usize)>>,
+}
+
+#[derive(Default)]
+struct Side {
+    frozen: bool,
+    points: Vec<(PointId, Vec<f32>)>,
 }
 
 /// How a filtered search runs.
@@ -72,12 +90,26 @@ impl Collection {
     /// Opens a collection's index: the dump in force plus what the store wrote after it, or a
     /// rebuild from the store when the dump is missing or unusable. Never re-embeds.
     pub fn open(config: CollectionConfig, store: Arc<dyn DocumentStore>, index_root: &std::path::Path) -> Result<Self, EngineError> {
-        let name = config.name.clone();
-        let index_dir = dump::collection_dir(index_root, &name);
-        let live: HashSet<PointId> = store.live_points(&name)?.into_iter().collect();
-        let graph: Arc<dyn VectorIndex> = match dump::load(&index_dir, config.metric, config.model.dims) {
+        let (name, id) = (config.name.clone(), config.id.clone());
+        let index_dir = dump::collection_dir(index_root, &id);
+        let live: HashSet<PointId> = store.live_points(&id)?.into_iter().collect();
+        let next_point = store.next_point(&id)?;
+        let loaded = dump::load(&index_dir, config.metric, config.model.dims).and_then(|loaded| match loaded {
+            // A dump covering points the store never made durable would let new documents reuse
+            // those ids and be served with the dump's vectors.
+            Some((_, manifest)) if manifest.watermark > next_point => Err(index::IndexError::BadDump {
+                path: index_dir.clone(),
+                reason: format!("its watermark {} is above the store's next point {next_point}", manifest.watermark),
+            }),
+            Some((graph, manifest)) if graph.points().iter().any(|&p| p >= manifest.watermark) => Err(index::IndexError::BadDump {
+                path: index_dir.clone(),
+                reason: format!("it holds points at or above its watermark {}", manifest.watermark),
+            }),
+            other => Ok(other),
+        });
+        let graph: Arc<dyn VectorIndex> = match loaded {
             Ok(Some((graph, manifest))) => {
-                let newer = store.vectors_after(&name, manifest.watermark.checked_sub(1))?;
+                let newer = store.vectors_after(&id, manifest.watermark.checked_sub(1))?;
                 tracing::info!(collection = %name, points = manifest.points, newer = newer.len(), "index loaded from dump");
                 graph.insert(&newer);
                 Arc::from(graph)
@@ -94,7 +126,7 @@ impl Collection {
         };
         let tombstones: HashSet<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
         let mut metadata = HashMap::with_capacity(live.len());
-        for document in store.documents(&name)? {
+        for document in store.documents(&id)? {
             let document = document?;
             metadata.insert(document.point, Arc::new(document.metadata));
         }
@@ -103,9 +135,11 @@ impl Collection {
             store,
             index_dir,
             graph: RwLock::new(graph),
+            side: RwLock::new(Side::default()),
             tombstones: RwLock::new(tombstones),
             metadata: RwLock::new(metadata),
             writer: Mutex::new(()),
+            maintenance: Mutex::new(()),
             compacting: AtomicBool::new(false),
             dumped: Mutex::new(None),
         })
@@ -115,10 +149,23 @@ impl Collection {
         &self.config.name
     }
 
+    /// The immutable id the store and the index directory know this collection by.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Store errors name the collection by id; callers know it by name.
+    fn named(&self, err: crate::store::StoreError) -> EngineError {
+        match err {
+            crate::store::StoreError::CollectionNotFound(_) => EngineError::CollectionNotFound(self.name().to_owned()),
+            other => other.into(),
+        }
+    }
+
     pub fn stats(&self) -> IndexStats {
         IndexStats {
             documents: self.metadata.read().len(),
-            graph_points: self.graph.read().len(),
+            graph_points: self.graph.read().len() + self.side.read().points.len(),
             tombstones: self.tombstones.read().len(),
             compacting: self.compacting.load(Ordering::Relaxed),
         }
@@ -153,9 +200,10 @@ impl Collection {
                 Ok(doc)
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
+        fail::fail_point!("collection.upsert.before_store");
         let written = {
             let _writer = self.writer.lock();
-            let written = self.store.upsert(self.name(), &documents)?;
+            let written = self.store.upsert(self.id(), &documents).map_err(|e| self.named(e))?;
             let mut points: Vec<(PointId, Vec<f32>)> = Vec::with_capacity(documents.len());
             // Metadata first: a point the graph can return must have its metadata for filters.
             {
@@ -169,19 +217,31 @@ impl Collection {
                 }
             }
             self.tombstones.write().extend(written.iter().filter_map(|w| w.replaced));
-            self.graph.read().insert(&points);
+            self.index(points);
             written
         };
+        fail::fail_point!("collection.upsert.before_flush");
         self.store.flush()?;
         self.maybe_compact();
         Ok(written)
+    }
+
+    /// Adds points to the graph, or to the side while a dump has the graph frozen. Under `writer`.
+    fn index(&self, points: Vec<(PointId, Vec<f32>)>) {
+        let mut side = self.side.write();
+        if side.frozen {
+            side.points.extend(points);
+            return;
+        }
+        drop(side);
+        self.graph.read().clone().insert(&points);
     }
 
     /// Deletes documents by id; returns how many existed. Durable on return.
     pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
         let removed = {
             let _writer = self.writer.lock();
-            let removed = self.store.delete(self.name(), ids)?;
+            let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
             let mut cache = self.metadata.write();
             removed.iter().for_each(|p| {
                 cache.remove(p);
@@ -200,7 +260,7 @@ impl Collection {
         let points = self.matching(filter);
         let mut ids = Vec::with_capacity(points.len());
         for point in points {
-            if let Some(doc) = self.store.get_by_point(self.name(), point)? {
+            if let Some(doc) = self.store.get_by_point(self.id(), point).map_err(|e| self.named(e))? {
                 ids.push(doc.id);
             }
         }
@@ -208,7 +268,7 @@ impl Collection {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Document>, EngineError> {
-        Ok(self.store.get(self.name(), id)?)
+        self.store.get(self.id(), id).map_err(|e| self.named(e))
     }
 
     fn matching(&self, filter: &Filter) -> Vec<PointId> {
@@ -252,18 +312,36 @@ impl Collection {
     fn graph_search(&self, vector: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
         let graph = self.graph.read().clone();
         let tombstones = self.tombstones.read();
-        if tombstones.is_empty() {
-            return graph.search(vector, k, ef, filter);
+        let mut hits = if tombstones.is_empty() {
+            graph.search(vector, k, ef, filter)
+        } else {
+            let live = |p: PointId| !tombstones.contains(&p) && filter.is_none_or(|f| f(p));
+            graph.search(vector, k, ef, Some(&live))
+        };
+        let side = self.side.read();
+        if side.points.is_empty() {
+            return hits;
         }
-        let live = |p: PointId| !tombstones.contains(&p) && filter.is_none_or(|f| f(p));
-        graph.search(vector, k, ef, Some(&live))
+        // Points written during a dump: exact, then merged (a point being moved into the graph
+        // may be in both for a moment).
+        hits.extend(
+            side.points
+                .iter()
+                .filter(|(p, _)| !tombstones.contains(p) && filter.is_none_or(|f| f(*p)))
+                .map(|(point, v)| Hit { point: *point, distance: distance(self.config.metric, vector, v) }),
+        );
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
+        hits.dedup_by_key(|h| h.point);
+        hits.truncate(k);
+        hits
     }
 
     /// Exact search over the given points: vectors only from the store, whole documents for the top k.
     fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Found>, EngineError> {
         let mut hits: Vec<Hit> = self
             .store
-            .vectors_of(self.name(), points)?
+            .vectors_of(self.id(), points)
+            .map_err(|e| self.named(e))?
             .into_iter()
             .map(|(point, v)| Hit { point, distance: distance(self.config.metric, vector, &v) })
             .collect();
@@ -276,7 +354,7 @@ impl Collection {
         let mut found = Vec::with_capacity(hits.len());
         for hit in hits {
             // A point deleted between the graph walk and this read is simply skipped.
-            if let Some(document) = self.store.get_by_point(self.name(), hit.point)? {
+            if let Some(document) = self.store.get_by_point(self.id(), hit.point).map_err(|e| self.named(e))? {
                 found.push(Found { point: hit.point, score: index::score(self.config.metric, hit.distance), document });
             }
         }
@@ -307,7 +385,8 @@ impl Collection {
     /// Rebuilds the graph from the store's live points and swaps it in. Writes continue while the
     /// bulk of the graph is built; they are blocked only for the catch-up and the swap.
     pub fn compact(&self) -> Result<(), EngineError> {
-        let name = self.name().to_owned();
+        let _maintenance = self.maintenance.lock();
+        let name = self.id().to_owned();
         let snapshot_next = {
             let _writer = self.writer.lock();
             self.store.next_point(&name)?
@@ -324,23 +403,46 @@ impl Collection {
         let (before, after) = (self.graph.read().len(), fresh.len());
         *self.graph.write() = fresh;
         *self.tombstones.write() = tombstones;
-        tracing::info!(collection = %name, before, after, seconds = started.elapsed().as_secs_f32(), "index compacted");
+        tracing::info!(collection = %self.name(), before, after, seconds = started.elapsed().as_secs_f32(), "index compacted");
         Ok(())
     }
 
     /// Dumps the graph atomically with the watermark it covers, unless nothing changed since the
-    /// last dump. Writers wait during the dump; searches do not.
+    /// last dump. Writers wait only while the graph is frozen and thawed (see the module docs);
+    /// searches never wait.
     pub fn dump(&self) -> Result<(), EngineError> {
-        let _writer = self.writer.lock();
-        let watermark = self.store.next_point(self.name())?;
-        let graph = self.graph.read().clone();
-        let state = (watermark, graph.len(), self.tombstones.read().len());
-        let mut dumped = self.dumped.lock();
-        if *dumped == Some(state) {
-            return Ok(());
-        }
-        dump::save(&*graph, &self.index_dir, watermark, self.config.metric, self.config.model.dims)?;
-        *dumped = Some(state);
+        let _maintenance = self.maintenance.lock();
+        let (watermark, graph, state) = {
+            let _writer = self.writer.lock();
+            let watermark = self.store.next_point(self.id()).map_err(|e| self.named(e))?;
+            let graph = self.graph.read().clone();
+            let state = (watermark, graph.len(), self.tombstones.read().len());
+            if *self.dumped.lock() == Some(state) {
+                return Ok(());
+            }
+            self.side.write().frozen = true;
+            (watermark, graph, state)
+        };
+        let saved = (|| -> Result<(), EngineError> {
+            // Every point below the watermark was written by a store call that has returned, so
+            // this flush makes all of them durable before a dump can claim them.
+            self.store.flush()?;
+            fail::fail_point!("collection.dump.frozen");
+            dump::save(&*graph, &self.index_dir, watermark, self.config.metric, self.config.model.dims)?;
+            Ok(())
+        })();
+        let moved = {
+            let _writer = self.writer.lock();
+            let mut side = self.side.write();
+            side.frozen = false;
+            side.points.clone()
+        };
+        // Outside `writer`: later writes go straight to the graph; searches see these points in
+        // the side until they are in the graph.
+        graph.insert(&moved);
+        self.side.write().points.drain(..moved.len());
+        saved?;
+        *self.dumped.lock() = Some(state);
         Ok(())
     }
 
@@ -350,7 +452,7 @@ impl Collection {
 }
 
 fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<dyn VectorIndex>, EngineError> {
-    let vectors = store.vectors_after(&config.name, None)?;
+    let vectors = store.vectors_after(&config.id, None)?;
     let graph = index::new_index(config.metric, &config.hnsw, vectors.len())?;
     graph.insert(&vectors);
     Ok(Arc::from(graph))

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 pub use collection::{Collection, FilterStrategy, Found, IndexStats, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE};
 pub use filter::Filter;
@@ -72,10 +72,15 @@ pub fn validate_document_id(id: &str) -> Result<(), EngineError> {
 }
 
 /// All collections of one data directory.
+///
+/// `collections` is only ever held for a map lookup or update: async handlers take it on tokio's
+/// workers. Creating and dropping collections (sled flushes, `drop_tree`, index directories) is
+/// serialized by `ddl` instead, which only blocking threads take.
 pub struct Engine {
     store: Arc<dyn DocumentStore>,
     index_root: PathBuf,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
+    ddl: Mutex<()>,
 }
 
 impl Engine {
@@ -91,22 +96,23 @@ impl Engine {
             let name = config.name.clone();
             collections.insert(name, Arc::new(Collection::open(config, store.clone(), &index_root)?));
         }
-        Ok(Engine { store, index_root, collections: RwLock::new(collections) })
+        remove_orphan_index_dirs(&index_root, &collections);
+        Ok(Engine { store, index_root, collections: RwLock::new(collections), ddl: Mutex::new(()) })
     }
 
-    pub fn create_collection(&self, config: CollectionConfig) -> Result<Arc<Collection>, EngineError> {
+    /// Creates a collection under a fresh id (`config.id` is ignored).
+    pub fn create_collection(&self, mut config: CollectionConfig) -> Result<Arc<Collection>, EngineError> {
         validate_collection_name(&config.name)?;
         validate_params(&config.hnsw)?;
-        let mut collections = self.collections.write();
-        if collections.contains_key(&config.name) {
+        let _ddl = self.ddl.lock();
+        if self.collections.read().contains_key(&config.name) {
             return Err(EngineError::CollectionExists(config.name));
         }
-        // A dump left by an earlier collection of the same name must not be mistaken for this one's.
-        let _ = std::fs::remove_dir_all(crate::index::dump::collection_dir(&self.index_root, &config.name));
+        config.id = uuid::Uuid::now_v7().to_string();
         self.store.create_collection(&config)?;
         self.store.flush()?;
         let collection = Arc::new(Collection::open(config, self.store.clone(), &self.index_root)?);
-        collections.insert(collection.name().to_owned(), collection.clone());
+        self.collections.write().insert(collection.name().to_owned(), collection.clone());
         Ok(collection)
     }
 
@@ -120,11 +126,16 @@ impl Engine {
         all
     }
 
+    /// Drops a collection: gone from lookups at once, from the store in one transaction. Writes
+    /// still in flight for it fail with `CollectionNotFound`, even if the name is reused.
     pub fn drop_collection(&self, name: &str) -> Result<(), EngineError> {
-        let mut collections = self.collections.write();
-        let collection = collections.remove(name).ok_or_else(|| EngineError::CollectionNotFound(name.to_owned()))?;
-        self.store.drop_collection(name)?;
-        self.store.flush()?;
+        let _ddl = self.ddl.lock();
+        let collection = self.collections.write().remove(name).ok_or_else(|| EngineError::CollectionNotFound(name.to_owned()))?;
+        if let Err(err) = self.store.drop_collection(name) {
+            // Still in the store: keep serving it rather than hide what exists.
+            self.collections.write().insert(name.to_owned(), collection);
+            return Err(err.into());
+        }
         let _ = std::fs::remove_dir_all(collection.index_dir());
         Ok(())
     }
@@ -139,5 +150,19 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn DocumentStore> {
         &self.store
+    }
+}
+
+/// Index directories are named by collection id: any other is left over from a dropped
+/// collection (or from before ids existed) and is removed.
+fn remove_orphan_index_dirs(index_root: &Path, collections: &HashMap<String, Arc<Collection>>) {
+    let Ok(entries) = std::fs::read_dir(index_root) else { return };
+    let ids: std::collections::HashSet<&str> = collections.values().map(|c| c.id()).collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if entry.path().is_dir() && !ids.contains(name.to_string_lossy().as_ref()) {
+            tracing::info!(dir = %entry.path().display(), "removing an index directory no collection owns");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }

@@ -19,7 +19,7 @@ pub use sled_store::SledStore;
 use crate::model::Pooling;
 
 /// Current on-disk schema version. Older stores are migrated on open; newer ones are refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Point ids are assigned per collection, increasing, never reused: the index's watermark is a point id.
 pub type PointId = u64;
@@ -60,8 +60,13 @@ pub struct ModelBinding {
     pub query_instruction: Option<String>,
 }
 
+/// A collection's on-disk layout is keyed by `id`, never by `name`: a collection dropped and
+/// re-created under the same name is a different collection with fresh trees, counter and index
+/// directory, and a write still in flight for the old one cannot land in the new one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionConfig {
+    /// Immutable identity (a UUID), assigned when the collection is created.
+    pub id: String,
     pub name: String,
     pub model: ModelBinding,
     pub metric: Metric,
@@ -116,11 +121,17 @@ pub enum StoreError {
 
 /// Storage for collections and documents. Implementations must make `flush` cover every write
 /// that returned before it was called.
+///
+/// Collections are looked up by name (`collection`, `drop_collection`); everything about their
+/// contents takes the collection's immutable id (`CollectionConfig::id`), so a write addressed to
+/// a dropped collection fails with `CollectionNotFound` even if the name was reused.
 pub trait DocumentStore: Send + Sync {
     fn create_collection(&self, config: &CollectionConfig) -> Result<(), StoreError>;
     fn collection(&self, name: &str) -> Result<Option<CollectionConfig>, StoreError>;
     fn collections(&self) -> Result<Vec<CollectionConfig>, StoreError>;
-    /// Removes a collection and all its documents; false if it did not exist.
+    /// Removes a collection and all its documents atomically (its config and counter go in one
+    /// transaction; its trees are dropped after, and collected at open if a crash came between);
+    /// false if it did not exist.
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Inserts or replaces documents atomically: all of them or none.

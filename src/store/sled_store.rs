@@ -1,11 +1,11 @@
 //! `DocumentStore` on sled 0.34.
 //!
-//! Layout (schema v2):
+//! Layout (schema v3):
 //! - default tree: `schema_version` → u32 (big-endian)
-//! - `collections`: name → bincode `CollectionConfig`
-//! - `counters`: name → next point id (u64 big-endian)
-//! - `docs/<name>`: document id → bincode `DocRecord`
-//! - `points/<name>`: point id (u64 big-endian, so iteration is in point order) → document id
+//! - `collections`: name → bincode `CollectionConfig` (which carries the collection's id)
+//! - `counters`: collection id → next point id (u64 big-endian); its presence means "live"
+//! - `c/<id>/docs`: document id → bincode `DocRecord`
+//! - `c/<id>/points`: point id (u64 big-endian, so iteration is in point order) → document id
 
 use std::path::Path;
 
@@ -19,12 +19,15 @@ pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 pub(crate) const COLLECTIONS: &str = "collections";
 pub(crate) const COUNTERS: &str = "counters";
 
-pub(crate) fn docs_tree(collection: &str) -> String {
-    format!("docs/{collection}")
+/// Prefix of every per-collection tree: `c/<id>/`.
+const COLLECTION_TREE_PREFIX: &str = "c/";
+
+pub(crate) fn docs_tree(id: &str) -> String {
+    format!("{COLLECTION_TREE_PREFIX}{id}/docs")
 }
 
-pub(crate) fn points_tree(collection: &str) -> String {
-    format!("points/{collection}")
+pub(crate) fn points_tree(id: &str) -> String {
+    format!("{COLLECTION_TREE_PREFIX}{id}/points")
 }
 
 pub struct SledStore {
@@ -37,16 +40,46 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) a store, migrating an older schema and refusing a newer one.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()?;
+        Self::open_with(path, Some(500))
+    }
+
+    /// `open` with sled's background flush period (`None`: only explicit flushes make writes
+    /// durable; crash tests use it so that what survives a kill is exactly what was flushed).
+    pub fn open_with(path: &Path, flush_every_ms: Option<u64>) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(flush_every_ms).open()?;
         migrations::bring_up_to_date(&db, path)?;
-        Ok(SledStore { collections: db.open_tree(COLLECTIONS)?, counters: db.open_tree(COUNTERS)?, db, group: GroupCommit::default() })
+        let store = SledStore { collections: db.open_tree(COLLECTIONS)?, counters: db.open_tree(COUNTERS)?, db, group: GroupCommit::default() };
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    /// Drops the trees of collections that no longer exist: a drop interrupted between its
+    /// transaction and its `drop_tree` calls, or a finished migration's bookkeeping.
+    fn collect_garbage(&self) -> Result<(), StoreError> {
+        for name in self.db.tree_names() {
+            let Ok(name) = std::str::from_utf8(&name) else { continue };
+            let orphan = match name.strip_prefix(COLLECTION_TREE_PREFIX).and_then(|rest| rest.split_once('/')) {
+                Some((id, _)) => !self.counters.contains_key(id)?,
+                None => migrations::is_leftover_tree(name),
+            };
+            if orphan {
+                tracing::info!(tree = name, "dropping a tree no collection owns");
+                self.db.drop_tree(name)?;
+            }
+        }
+        Ok(())
     }
 
     fn trees(&self, collection: &str) -> Result<(sled::Tree, sled::Tree), StoreError> {
-        if !self.collections.contains_key(collection)? {
+        if !self.counters.contains_key(collection)? {
             return Err(StoreError::CollectionNotFound(collection.to_owned()));
         }
         Ok((self.db.open_tree(docs_tree(collection))?, self.db.open_tree(points_tree(collection))?))
+    }
+
+    /// Ids of the collections in the store (what the index directories are named after).
+    pub fn collection_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.counters.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
     }
 
     fn document(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
@@ -81,10 +114,6 @@ fn point_from_key(key: &[u8]) -> Option<PointId> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
 
-fn abort(tree: &str, message: impl Into<String>) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(StoreError::Corrupt { tree: tree.to_owned(), message: message.into() })
-}
-
 fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
     match err {
         TransactionError::Abort(e) => e,
@@ -94,14 +123,17 @@ fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
 
 impl DocumentStore for SledStore {
     fn create_collection(&self, config: &CollectionConfig) -> Result<(), StoreError> {
-        let name = config.name.as_str();
+        let (name, id) = (config.name.as_str(), config.id.as_str());
+        if id.is_empty() {
+            return Err(StoreError::Corrupt { tree: COLLECTIONS.into(), message: format!("collection {name} has no id") });
+        }
         let created = (&self.collections, &self.counters)
             .transaction(|(collections, counters)| {
-                if collections.get(name)?.is_some() {
+                if collections.get(name)?.is_some() || counters.get(id)?.is_some() {
                     return Ok(false);
                 }
                 collections.insert(name, encode(config))?;
-                counters.insert(name, &0u64.to_be_bytes())?;
+                counters.insert(id, &0u64.to_be_bytes())?;
                 Ok(true)
             })
             .map_err(unwrap_tx)?;
@@ -120,12 +152,20 @@ impl DocumentStore for SledStore {
     }
 
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError> {
-        if self.collections.remove(name)?.is_none() {
-            return Ok(false);
-        }
-        self.counters.remove(name)?;
-        self.db.drop_tree(docs_tree(name))?;
-        self.db.drop_tree(points_tree(name))?;
+        let dropped: Option<CollectionConfig> = (&self.collections, &self.counters)
+            .transaction(|(collections, counters)| {
+                let Some(bytes) = collections.remove(name)? else { return Ok(None) };
+                let config: CollectionConfig = decode(&bytes, COLLECTIONS).map_err(ConflictableTransactionError::Abort)?;
+                counters.remove(config.id.as_str())?;
+                Ok(Some(config))
+            })
+            .map_err(unwrap_tx)?;
+        let Some(config) = dropped else { return Ok(false) };
+        fail::fail_point!("store.drop_collection.after_commit");
+        // The collection is gone once the transaction is durable; its trees are garbage now.
+        self.flush()?;
+        self.db.drop_tree(docs_tree(&config.id))?;
+        self.db.drop_tree(points_tree(&config.id))?;
         Ok(true)
     }
 
@@ -136,10 +176,11 @@ impl DocumentStore for SledStore {
         let docs_name = docs_tree(collection);
         (&docs, &points, &self.counters)
             .transaction(|(docs_tx, points_tx, counters_tx)| {
+                // No counter: the collection was dropped while this write was on its way.
                 let first = counters_tx
                     .get(collection)?
                     .and_then(|bytes| point_from_key(&bytes))
-                    .ok_or_else(|| abort(COUNTERS, format!("no counter for {collection}")))?;
+                    .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::CollectionNotFound(collection.to_owned())))?;
                 let mut written = Vec::with_capacity(documents.len());
                 for (offset, (doc, metadata)) in documents.iter().zip(&metadata).enumerate() {
                     let id = &doc.id;

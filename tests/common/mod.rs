@@ -32,6 +32,7 @@ pub fn options(device: Device) -> OnnxOptions {
         intra_threads: None,
         cache_dir: std::env::temp_dir().join("akidb-test-coreml-cache"),
         keep_graph: false,
+        interactive_threads: 0,
     }
 }
 
@@ -106,6 +107,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// A vectors-only collection config (no embedding model involved).
 pub fn vector_collection(name: &str, dims: usize, metric: akidb::store::Metric) -> akidb::store::CollectionConfig {
     akidb::store::CollectionConfig {
+        id: String::new(),
         name: name.into(),
         model: akidb::store::ModelBinding { name: "vectors".into(), dims, pooling: akidb::model::Pooling::Mean, query_instruction: None },
         metric,

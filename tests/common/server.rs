@@ -17,12 +17,18 @@ pub struct Server {
 impl Server {
     /// Starts the server on the default model with `data_dir` and extra flags; waits until ready.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// `start` with extra environment variables (e.g. FAILPOINTS for builds with failpoints).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
             .args(["serve", "--port", "0", "--device", "cpu", "--log", "warn", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .current_dir(super::repo())
             .env_remove("AKIDB_API_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

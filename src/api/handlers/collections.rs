@@ -5,10 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
+use crate::api::middleware::WriteGate;
 use crate::api::state::{AppState, Loaded};
 use crate::api::types::{CollectionInfo, CollectionList, CreateCollectionRequest, Deleted, HnswInfo, IndexInfo, MetricName};
 use crate::embed::{EmbeddingProvider, OnnxProvider};
@@ -74,6 +75,7 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiErr
               (status = 404, description = "Unknown model", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_collection(
     State(state): State<Arc<AppState>>,
+    Extension(gate): Extension<WriteGate>,
     ApiJson(request): ApiJson<CreateCollectionRequest>,
 ) -> Result<(StatusCode, Json<CollectionInfo>), ApiError> {
     let loaded = state.loaded()?;
@@ -85,6 +87,7 @@ pub async fn create_collection(
     let hnsw = request.hnsw.unwrap_or_default();
     let model_info = model.info();
     let config = CollectionConfig {
+        id: String::new(),
         name: request.name,
         model: ModelBinding {
             name: model_info.name.clone(),
@@ -101,6 +104,7 @@ pub async fn create_collection(
         created_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
     };
     let engine = loaded.engine.clone();
+    gate.commit()?;
     let collection = blocking(move || Ok(engine.create_collection(config)?)).await?;
     Ok((StatusCode::CREATED, Json(info(&collection))))
 }
@@ -120,8 +124,13 @@ pub async fn get_collection(State(state): State<Arc<AppState>>, Path(name): Path
 
 #[utoipa::path(delete, path = "/collections/{name}", tag = "collections", params(("name" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
-pub async fn delete_collection(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Deleted>, ApiError> {
+pub async fn delete_collection(
+    State(state): State<Arc<AppState>>,
+    Extension(gate): Extension<WriteGate>,
+    Path(name): Path<String>,
+) -> Result<Json<Deleted>, ApiError> {
     let engine = state.loaded()?.engine.clone();
+    gate.commit()?;
     blocking(move || Ok(engine.drop_collection(&name)?)).await?;
     Ok(Json(Deleted { deleted: 1 }))
 }

@@ -4,11 +4,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::collections::{blocking, bound_model};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
+use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
 use crate::api::types::{AddDocumentsRequest, AddDocumentsResponse, DeleteDocumentsRequest, Deleted, DocumentResponse, GetDocumentQuery};
 use crate::embed::EmbeddingProvider;
@@ -21,6 +22,7 @@ use crate::store::NewDocument;
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_documents(
     State(state): State<Arc<AppState>>,
+    Extension(gate): Extension<WriteGate>,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<AddDocumentsRequest>,
 ) -> Result<Json<AddDocumentsResponse>, ApiError> {
@@ -63,6 +65,16 @@ pub async fn add_documents(
         .zip(embeddings)
         .map(|((id, text, metadata), e)| NewDocument { id, text, metadata, vector: e.embedding })
         .collect();
+    // Tests delay here (asynchronously, so the timeout can win) to reach the 408 path.
+    #[cfg(feature = "failpoints")]
+    if let Some(ms) = (|| -> Option<u64> {
+        fail::fail_point!("api.add_documents.before_commit", |arg: Option<String>| arg.and_then(|a| a.parse().ok()));
+        None
+    })() {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    // From here on the write is committed to: the request timeout no longer applies.
+    gate.commit()?;
     blocking(move || Ok(collection.upsert(documents)?)).await?;
     Ok(Json(response))
 }
@@ -88,8 +100,13 @@ pub async fn get_document(
 #[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "documents",
     params(("name" = String, Path), ("id" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
-pub async fn delete_document(State(state): State<Arc<AppState>>, Path((name, id)): Path<(String, String)>) -> Result<Json<Deleted>, ApiError> {
+pub async fn delete_document(
+    State(state): State<Arc<AppState>>,
+    Extension(gate): Extension<WriteGate>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Deleted>, ApiError> {
     let collection = state.loaded()?.engine.collection(&name)?;
+    gate.commit()?;
     let deleted = blocking(move || Ok(collection.delete(&[id.clone()])?)).await?;
     if deleted == 0 {
         return Err(ApiError::not_found("document_not_found", "document not found"));
@@ -102,6 +119,7 @@ pub async fn delete_document(State(state): State<Arc<AppState>>, Path((name, id)
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_documents(
     State(state): State<Arc<AppState>>,
+    Extension(gate): Extension<WriteGate>,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<DeleteDocumentsRequest>,
 ) -> Result<Json<Deleted>, ApiError> {
@@ -110,6 +128,7 @@ pub async fn delete_documents(
     let deleted = match (request.ids, filter) {
         (None, None) => return Err(ApiError::bad_request("give ids, where, or both")),
         (ids, filter) => {
+            gate.commit()?;
             blocking(move || {
                 let mut deleted = 0;
                 if let Some(ids) = ids {

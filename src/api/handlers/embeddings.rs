@@ -11,7 +11,10 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::state::AppState;
 use crate::api::types::{EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage};
-use crate::embed::{EmbedRequest, EmbeddingProvider};
+use crate::embed::{EmbedRequest, EmbeddingProvider, Priority};
+
+/// Embedding requests of at most this many inputs go to the interactive lane.
+pub const INTERACTIVE_MAX_INPUTS: usize = 16;
 
 fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     let texts = match input {
@@ -49,7 +52,9 @@ pub async fn create_embeddings(State(state): State<Arc<AppState>>, ApiJson(reque
         return Err(ApiError::too_large(format!("at most {} inputs per request, got {}", state.limits.max_batch_queries, texts.len())));
     }
     let provider = loaded.model(&request.model)?;
-    let embeddings = provider.embed(EmbedRequest::documents(texts).with_dims(request.dimensions)).await?;
+    // A few texts: someone is waiting on them, like a search query. Many: a bulk job.
+    let priority = if texts.len() <= INTERACTIVE_MAX_INPUTS { Priority::Interactive } else { Priority::Bulk };
+    let embeddings = provider.embed(EmbedRequest::documents(texts).with_dims(request.dimensions).with_priority(priority)).await?;
     let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
     let data = embeddings
         .into_iter()

@@ -47,7 +47,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(loaded) = state.loaded() {
-        crate::api::metrics::record_gauges(loaded);
+        crate::api::metrics::record_scrape_time_values(loaded);
     }
     let body = state.prometheus.as_ref().map(|h| {
         h.run_upkeep();
