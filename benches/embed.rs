@@ -51,6 +51,7 @@ fn provider(dir: &Path, threads: usize) -> OnnxProvider {
         keep_graph: std::env::var_os("AKIDB_KEEP_GRAPH").is_some(),
         // One session: this bench measures model throughput, not the interactive lane.
         interactive_threads: 0,
+        spinning: true,
     };
     // AKIDB_MAX_BATCH_TOKENS lets the budget be tuned without a rebuild (default: the server's).
     let mut batching = BatchConfig::default();

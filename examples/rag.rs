@@ -63,6 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cache_dir: PathBuf::from("data/coreml-cache"),
         keep_graph: false,
         interactive_threads: 0,
+        spinning: true,
     };
     let provider = OnnxProvider::load(&model, &options, BatchConfig::default())?;
     let engine = Engine::open(Path::new("data/rag-example"))?;

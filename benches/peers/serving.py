@@ -112,6 +112,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=30, help="length of each steady-ingest run")
     parser.add_argument("--out", default=os.path.join(REPO, "benches", "results"))
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every akidb serve (repeat)")
+    parser.add_argument("--only", choices=["queries", "dumps"], help="run one half only (for quick checks; writes nothing)")
     args = parser.parse_args()
 
     corpus = scifact.corpus()
@@ -122,6 +123,14 @@ def main():
     workdir = tempfile.mkdtemp(prefix="akidb-serving-")
     started = time.time()
     try:
+        if args.only == "queries":
+            q = queries_under_ingest(args.binary, workdir, docs, claims, args.server_arg)
+            print(json.dumps({k: v for k, v in q.items() if not k.endswith("_ms")}, indent=1))
+            return
+        if args.only == "dumps":
+            for interval in (100000, 1):
+                print(interval, writes_during_dumps(args.binary, workdir, titles, claims, interval, args.seconds, args.server_arg)["summary"])
+            return
         q = queries_under_ingest(args.binary, workdir, docs, claims, args.server_arg)
         without = writes_during_dumps(args.binary, workdir, titles, claims, 100000, args.seconds, args.server_arg)
         with_dumps = writes_during_dumps(args.binary, workdir, titles, claims, 1, args.seconds, args.server_arg)

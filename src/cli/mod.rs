@@ -116,6 +116,7 @@ impl RuntimeArgs {
             cache_dir: self.data_dir.join("coreml-cache"),
             keep_graph: self.keep_graph,
             interactive_threads: self.interactive_threads,
+            spinning: true,
         };
         OnnxProvider::load(&model, &options, BatchConfig { max_batch_tokens: self.max_batch_tokens, max_batch_size: self.max_batch_size })
     }

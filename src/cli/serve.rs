@@ -98,10 +98,10 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
         // Stopped while loading: nothing was written yet that needs a flush.
         served = &mut server => return served.map_err(|e| CliError::Startup(e.to_string()))?.map_err(CliError::from),
     };
-    let dumper = tokio::spawn(dump_periodically(engine.clone(), Duration::from_secs(args.dump_interval_secs.max(1))));
+    let dumper = dump_periodically(engine.clone(), Duration::from_secs(args.dump_interval_secs.max(1)))?;
     // Returns once a signal came and every in-flight request has finished.
     let served = server.await.map_err(|e| CliError::Startup(e.to_string()))?;
-    dumper.abort();
+    drop(dumper);
     tracing::info!("shutting down: flushing the store and dumping indexes");
     tokio::task::spawn_blocking(move || -> Result<(), CliError> {
         engine.store().flush().map_err(crate::engine::EngineError::from)?;
@@ -114,18 +114,21 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     Ok(served?)
 }
 
-async fn dump_periodically(engine: Arc<Engine>, every: Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        let engine = engine.clone();
-        match tokio::task::spawn_blocking(move || engine.dump_all()).await {
-            Ok(Ok(())) => tracing::debug!("indexes dumped"),
-            Ok(Err(err)) => tracing::error!(%err, "periodic index dump failed"),
-            Err(err) => tracing::error!(%err, "periodic index dump panicked"),
+/// Dumps every `every` on a thread of its own at background priority, so that dumps (graph
+/// serialization, fsyncs) take CPU that requests leave. Stops when the returned sender is dropped.
+fn dump_periodically(engine: Arc<Engine>, every: Duration) -> std::io::Result<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new().name("akidb-dump".into()).spawn(move || {
+        crate::engine::run_as_background_thread();
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.dump_all())) {
+                Ok(Ok(())) => tracing::debug!("indexes dumped"),
+                Ok(Err(err)) => tracing::error!(%err, "periodic index dump failed"),
+                Err(_) => tracing::error!("periodic index dump panicked"),
+            }
         }
-    }
+    })?;
+    Ok(stop)
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

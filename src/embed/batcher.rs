@@ -64,6 +64,23 @@ struct Request {
     texts: Vec<Vec<u32>>,
     priority: Priority,
     reply: oneshot::Sender<BatchResult>,
+    _ticket: Ticket,
+}
+
+/// Counts a lane's requests from submission until they are answered, failed or dropped.
+struct Ticket(Arc<AtomicUsize>);
+
+impl Ticket {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Ticket(count.clone())
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Statistics of the batches run, for metrics and benchmarks (all lanes together).
@@ -87,6 +104,8 @@ struct LaneHealth {
 struct Lane {
     sender: mpsc::Sender<Request>,
     health: Arc<LaneHealth>,
+    /// Requests submitted to this lane and not yet answered.
+    requests: Arc<AtomicUsize>,
     _thread: JoinHandle<()>,
 }
 
@@ -121,15 +140,20 @@ impl Batcher {
     }
 
     /// Queues tokenized texts; the receiver yields one pooled vector per text, in order.
+    ///
+    /// Interactive work goes to the bulk lane too while that lane has nothing to do: its session
+    /// has more threads, so an idle server answers a query faster there. Once bulk work is
+    /// queued or running, interactive work goes to the interactive lane.
     pub fn submit(&self, texts: Vec<Vec<u32>>, priority: Priority) -> oneshot::Receiver<BatchResult> {
         let (reply, receiver) = oneshot::channel();
         let lane = match (priority, &self.interactive) {
-            (Priority::Interactive, Some(lane)) => lane,
+            (Priority::Interactive, Some(lane)) if self.bulk.requests.load(Ordering::Acquire) > 0 => lane,
             _ => &self.bulk,
         };
         let count = texts.len();
         self.stats.queued_texts.fetch_add(count, Ordering::Relaxed);
-        if let Err(mpsc::SendError(request)) = lane.sender.send(Request { texts, priority, reply }) {
+        let ticket = Ticket::new(&lane.requests);
+        if let Err(mpsc::SendError(request)) = lane.sender.send(Request { texts, priority, reply, _ticket: ticket }) {
             self.stats.queued_texts.fetch_sub(count, Ordering::Relaxed);
             let _ = request.reply.send(Err(Arc::new(EmbedError::WorkerGone)));
         }
@@ -150,6 +174,7 @@ impl Lane {
     fn spawn(backend: Box<dyn Backend>, factory: BackendFactory, config: BatchConfig, stats: Arc<BatcherStats>, model: &str, lane: &'static str) -> Result<Self, EmbedError> {
         let (sender, receiver) = mpsc::channel();
         let health = Arc::new(LaneHealth { running: AtomicBool::new(true) });
+        let requests = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             backend: Some(backend),
             factory,
@@ -167,7 +192,7 @@ impl Lane {
             .name(format!("akidb-inference-{lane}"))
             .spawn(move || worker.run(receiver))
             .map_err(|e| EmbedError::Runtime { action: "start the inference thread", message: e.to_string() })?;
-        Ok(Lane { sender, health, _thread: thread })
+        Ok(Lane { sender, health, requests, _thread: thread })
     }
 }
 
@@ -175,6 +200,7 @@ struct OpenRequest {
     results: Vec<Option<Vec<f32>>>,
     remaining: usize,
     reply: oneshot::Sender<BatchResult>,
+    _ticket: Ticket,
 }
 
 struct Item {
@@ -232,7 +258,7 @@ impl Worker {
         }
         let queue = if request.priority == Priority::Interactive { INTERACTIVE } else { BULK };
         self.queues[queue].extend(request.texts.into_iter().enumerate().map(|(slot, ids)| Item { request: id, slot, ids }));
-        self.open.insert(id, OpenRequest { results: vec![None; count], remaining: count, reply: request.reply });
+        self.open.insert(id, OpenRequest { results: vec![None; count], remaining: count, reply: request.reply, _ticket: request._ticket });
     }
 
     /// Interactive first; a bulk batch after `FAIRNESS` interactive ones while bulk work waits.
@@ -441,6 +467,8 @@ mod tests {
     struct Recorder {
         log: Arc<Mutex<Vec<Vec<u32>>>>,
         gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+        /// Appended to every vector, to tell which lane's backend answered.
+        tag: Option<f32>,
     }
 
     impl Backend for Recorder {
@@ -459,7 +487,7 @@ mod tests {
                     open = cv.wait(open).unwrap();
                 }
             }
-            Ok(batch.iter().map(|t| vec![t[0] as f32, t.len() as f32]).collect())
+            Ok(batch.iter().map(|t| [t[0] as f32, t.len() as f32].into_iter().chain(self.tag).collect()).collect())
         }
         fn execution_provider(&self) -> ExecutionProvider {
             ExecutionProvider::Cpu
@@ -476,11 +504,14 @@ mod tests {
             Harness { log: Arc::default(), gate: Arc::new((Mutex::new(false), std::sync::Condvar::new())) }
         }
         fn backend(&self) -> Box<dyn Backend> {
-            Box::new(Recorder { log: self.log.clone(), gate: self.gate.clone() })
+            Box::new(Recorder { log: self.log.clone(), gate: self.gate.clone(), tag: None })
+        }
+        fn tagged_backend(&self) -> Box<dyn Backend> {
+            Box::new(Recorder { log: self.log.clone(), gate: self.gate.clone(), tag: Some(-1.0) })
         }
         fn factory(&self) -> BackendFactory {
             let (log, gate) = (self.log.clone(), self.gate.clone());
-            Arc::new(move || Ok(Box::new(Recorder { log: log.clone(), gate: gate.clone() }) as Box<dyn Backend>))
+            Arc::new(move || Ok(Box::new(Recorder { log: log.clone(), gate: gate.clone(), tag: None }) as Box<dyn Backend>))
         }
         fn open_gate(&self) {
             *self.gate.0.lock().unwrap() = true;
@@ -576,17 +607,20 @@ mod tests {
         assert!(order[FAIRNESS + 3..].iter().all(|&i| i >= 100), "{order:?}");
     }
 
-    /// Item 4: with an interactive lane, a query is answered while a bulk batch is still running.
+    /// Item 4: with an interactive lane, a query is answered while a bulk batch is still running;
+    /// on an idle server it runs on the bulk lane's (larger) session.
     #[test]
     fn an_interactive_lane_answers_while_bulk_is_busy() {
         let h = Harness::new();
-        let b = Batcher::spawn_lanes(h.backend(), Some(h.backend()), h.factory(), h.factory(), BatchConfig::default(), "test").unwrap();
+        let b = Batcher::spawn_lanes(h.backend(), Some(h.tagged_backend()), h.factory(), h.factory(), BatchConfig::default(), "test").unwrap();
+        assert_eq!(b.submit(vec![text(7, 2)], Priority::Interactive).blocking_recv().unwrap().unwrap(), vec![vec![7.0, 2.0]], "idle: the bulk lane's session");
         let bulk = b.submit(vec![text(1000, 3)], Priority::Bulk);
-        wait_until("the bulk batch to start", || h.log.lock().unwrap().len() == 1);
+        wait_until("the bulk batch to start", || h.log.lock().unwrap().len() == 2);
         let query = b.submit(vec![text(7, 2)], Priority::Interactive);
-        assert_eq!(query.blocking_recv().unwrap().unwrap(), vec![vec![7.0, 2.0]]);
+        assert_eq!(query.blocking_recv().unwrap().unwrap(), vec![vec![7.0, 2.0, -1.0]], "busy: the interactive lane's session");
         h.open_gate();
         assert_eq!(bulk.blocking_recv().unwrap().unwrap(), vec![vec![1000.0, 3.0]]);
+        wait_until("the bulk lane to drain", || b.bulk.requests.load(Ordering::Acquire) == 0);
     }
 
     /// Item 5: a panicking backend fails its batch only; the lane loads a fresh backend and

@@ -33,6 +33,9 @@ pub struct OnnxOptions {
     /// Intra-op threads of the interactive lane's own session (queries, small embedding
     /// requests); 0: no interactive lane, interactive work goes first in the bulk lane.
     pub interactive_threads: usize,
+    /// Let ONNX Runtime's intra-op worker threads spin while waiting for work (its default).
+    /// Spinning threads burn a core that another session on the same machine could use.
+    pub spinning: bool,
 }
 
 /// One model input and how akidb fills it.
@@ -66,6 +69,7 @@ impl OnnxBackend {
         let name = model.manifest.name.clone();
         let source = ModelSource::prepare(model.model_path(), options.keep_graph, &name)?;
         let (session, provider) = open_session(&env, &source, options, threads)?;
+        tracing::debug!(model = %name, threads, spinning = options.spinning, "session options");
         let feeds = session
             .inputs()
             .iter()
@@ -234,7 +238,7 @@ impl ModelSource {
 fn open_session(env: &ort::environment::Environment, source: &ModelSource, options: &OnnxOptions, threads: usize) -> Result<(Session, ExecutionProvider), EmbedError> {
     let candidates = runtime::candidates(options.device)?;
     for &ep in &candidates {
-        let attempt = base_builder(env, threads)
+        let attempt = base_builder(env, threads, options.spinning)
             .and_then(|b| runtime::register(b, ep, &options.cache_dir))
             .and_then(|mut b| source.commit(&mut b));
         match attempt {
@@ -246,12 +250,12 @@ fn open_session(env: &ort::environment::Environment, source: &ModelSource, optio
     if options.device == Device::Auto {
         tracing::warn!("--device auto: no CoreML or CUDA execution provider is usable here; falling back to CPUExecutionProvider");
     }
-    let mut builder = base_builder(env, threads)?;
+    let mut builder = base_builder(env, threads, options.spinning)?;
     let session = source.commit(&mut builder)?;
     Ok((session, ExecutionProvider::Cpu))
 }
 
-fn base_builder(env: &ort::environment::Environment, threads: usize) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
+fn base_builder(env: &ort::environment::Environment, threads: usize, spinning: bool) -> Result<ort::session::builder::SessionBuilder, EmbedError> {
     Session::builder(env)
         .map_err(EmbedError::runtime("create a session builder"))?
         // ort defaults to MaxEfficiency, under which ONNX Runtime may register an accelerator on
@@ -259,7 +263,9 @@ fn base_builder(env: &ort::environment::Environment, threads: usize) -> Result<o
         .with_auto_device(ort::session::builder::AutoDevicePolicy::PreferCPU)
         .map_err(EmbedError::runtime("set the device policy"))?
         .with_intra_threads(threads)
-        .map_err(EmbedError::runtime("set intra-op threads"))
+        .map_err(EmbedError::runtime("set intra-op threads"))?
+        .with_intra_op_spinning(spinning)
+        .map_err(EmbedError::runtime("set intra-op spinning"))
 }
 
 #[cfg(test)]

@@ -372,6 +372,7 @@ impl Collection {
         }
         let collection = Arc::clone(self);
         let spawned = std::thread::Builder::new().name(format!("akidb-compact-{}", self.name())).spawn(move || {
+            super::run_as_background_thread();
             if let Err(err) = collection.compact() {
                 tracing::error!(collection = %collection.name(), %err, "compaction failed; will retry on a later write");
             }

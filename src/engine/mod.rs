@@ -153,6 +153,19 @@ impl Engine {
     }
 }
 
+/// Lowers the calling thread's CPU priority (nice 10) for background maintenance (dumps,
+/// compactions): on a machine busy embedding, they take the cores only when requests leave them.
+pub fn run_as_background_thread() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and id 0 changes only the calling thread on Linux;
+    // it reads no memory of ours.
+    unsafe {
+        if libc::setpriority(libc::PRIO_PROCESS, 0, 10) != 0 {
+            tracing::debug!("could not lower a background thread's priority");
+        }
+    }
+}
+
 /// Index directories are named by collection id: any other is left over from a dropped
 /// collection (or from before ids existed) and is removed.
 fn remove_orphan_index_dirs(index_root: &Path, collections: &HashMap<String, Arc<Collection>>) {

@@ -33,6 +33,7 @@ pub fn options(device: Device) -> OnnxOptions {
         cache_dir: std::env::temp_dir().join("akidb-test-coreml-cache"),
         keep_graph: false,
         interactive_threads: 0,
+        spinning: true,
     }
 }
 
