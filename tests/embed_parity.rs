@@ -197,3 +197,37 @@ fn qwen3_truncation_keeps_the_final_eos_and_is_reported() {
     assert_eq!((out[0].tokens, out[0].truncated), (8, true));
     assert!(!out[1].truncated);
 }
+
+/// Issue 9, item 10: the rewrite is proven at every load on the model's own padding side. MiniLM
+/// run with left padding (the side decoder embedders such as Qwen3 use) keeps the rewrite only
+/// because the probe batch gave the same bits, and a left-padded batch then agrees bit for bit with
+/// the file as shipped. qwen3-tiny (left padded, no scrubs) runs its graph as shipped.
+#[test]
+fn the_rewrite_is_proven_on_left_padded_batches_too() {
+    let reference = read_json(&shared("fixtures/minilm-l6-v2/reference.json"));
+    let texts = strings(&reference["texts"]);
+    let minilm = minilm_dir();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for file in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(minilm.dir.join(file), tmp.path().join(file)).expect("symlink");
+    }
+    let mut manifest = minilm.manifest.clone();
+    manifest.padding_side = akidb::model::PaddingSide::Left;
+    std::fs::write(tmp.path().join("manifest.json"), serde_json::to_string(&manifest).expect("json")).expect("write manifest");
+    let left = akidb::model::ModelDir::resolve(tmp.path().to_str().expect("utf-8"), std::path::Path::new("/nonexistent")).expect("left-padded dir");
+    let load = |keep_graph| {
+        let options = akidb::embed::OnnxOptions { keep_graph, ..options(akidb::embed::Device::Cpu) };
+        OnnxProvider::load(&left, &options, ONE_BATCH).expect("load left-padded minilm")
+    };
+    let (rewritten, as_shipped) = (load(false), load(true));
+    assert_eq!(rewritten.info().graph_rewrites, 6, "the probe proved the rewrite on left-padded batches");
+    assert_eq!(as_shipped.info().graph_rewrites, 0);
+    let a = rewritten.embed_documents(texts.clone()).wait().expect("embed");
+    let b = as_shipped.embed_documents(texts).wait().expect("embed");
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(a.embedding, b.embedding, "text {i}, left padded");
+    }
+    let (_dir, qwen) = qwen3_tiny_dir(|_| {});
+    let qwen = OnnxProvider::load(&qwen, &options(akidb::embed::Device::Cpu), ONE_BATCH).expect("load qwen3-tiny");
+    assert_eq!(qwen.info().graph_rewrites, 0, "nothing to rewrite in qwen3-tiny: its graph runs as shipped");
+}

@@ -111,7 +111,9 @@ def main():
     parser.add_argument("--docs", type=int, default=1088, help="SciFact documents per ingest run (64 warm the server first)")
     parser.add_argument("--seconds", type=float, default=30, help="length of each steady-ingest run")
     parser.add_argument("--out", default=os.path.join(REPO, "benches", "results"))
+    parser.add_argument("--name", default="serving", help="result files are <out>/<name>.md and .json")
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every akidb serve (repeat)")
+    parser.add_argument("--label", help="what the binary is, for the report (default: this checkout's commit)")
     parser.add_argument("--only", choices=["queries", "dumps"], help="run one half only (for quick checks; writes nothing)")
     args = parser.parse_args()
 
@@ -140,12 +142,12 @@ def main():
     p99_ratio = q["under_ingest"]["p99_ms"] / q["idle"]["p99_ms"]
     ingest_ratio = q["ingest_with_queries_docs_s"] / q["ingest_alone_docs_s"]
     dump_ratio = with_dumps["summary"]["p99_ms"] / without["summary"]["p99_ms"]
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.label or "akidb at commit " + subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lines = [
         "# Serving under load (benches/peers/serving.py)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}. "
-        f"Commit {commit}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Run time: {(time.time() - started) / 60:.1f} min. "
+        f"Binary: {commit}. Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Run time: {(time.time() - started) / 60:.1f} min. "
         f"Server flags: {' '.join(args.server_arg) or '(defaults)'}.",
         "",
         "| measure | loaded | baseline | ratio | target |",
@@ -167,9 +169,9 @@ def main():
     report = "\n".join(lines) + "\n"
     print(report)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "serving.md"), "w") as f:
+    with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
         f.write(report)
-    with open(os.path.join(args.out, "serving.json"), "w") as f:
+    with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
         json.dump({"queries_under_ingest": q, "writes_without_dumps": without, "writes_with_dumps": with_dumps}, f)
 
 
