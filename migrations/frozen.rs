@@ -12,16 +12,8 @@ use serde::{Deserialize, Serialize};
 pub mod v1 {
     use super::*;
 
-    pub use super::v2::{HnswParams, Metric, ModelBinding, Pooling};
-
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct CollectionConfig {
-        pub name: String,
-        pub model: ModelBinding,
-        pub metric: Metric,
-        pub hnsw: HnswParams,
-        pub created_at_ms: u64,
-    }
+    /// v1 wrote the same config fields as v2, as JSON.
+    pub use super::v2::{CollectionConfig, HnswParams, Metric, ModelBinding, Pooling};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Document {

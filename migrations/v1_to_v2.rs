@@ -6,10 +6,10 @@
 //! The v1 documents are read outside the transaction (sled transactions cannot iterate) and held
 //! in memory for it: v1 stores are small test-era stores.
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::frozen::{encode, v1, v2};
-use crate::store::sled_store::{COLLECTIONS, COUNTERS};
+use crate::store::sled_store::{unwrap_tx, COLLECTIONS, COUNTERS};
 use crate::store::StoreError;
 
 fn fail(message: impl std::fmt::Display) -> StoreError {
@@ -25,8 +25,8 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
         if counters.contains_key(&name_bytes)? {
             continue;
         }
-        let old: v1::CollectionConfig = serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("collection {name}: {e}")))?;
-        let config = v2::CollectionConfig { name: old.name, model: old.model, metric: old.metric, hnsw: old.hnsw, created_at_ms: old.created_at_ms };
+        // v1 configs hold the same fields as v2's, as JSON.
+        let config: v1::CollectionConfig = serde_json::from_slice(&config_bytes).map_err(|e| fail(format!("collection {name}: {e}")))?;
         let docs = db.open_tree(v2::docs_tree(&name))?;
         let points = db.open_tree(v2::points_tree(&name))?;
         let mut records = Vec::new();
@@ -52,10 +52,7 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
                 counters.insert(name.as_bytes(), &next.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+            .map_err(unwrap_tx)?;
         db.flush()?;
         fail::fail_point!("migrate.v1_to_v2.collection_done");
     }

@@ -13,10 +13,10 @@
 //! The bookkeeping tree outlives the version bump and is dropped at the next open
 //! (`is_leftover_tree`), so that no crash can make a finished collection look unstarted.
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::frozen::{decode, encode, v2, v3};
-use crate::store::sled_store::{COLLECTIONS, COUNTERS};
+use crate::store::sled_store::{unwrap_tx, COLLECTIONS, COUNTERS};
 use crate::store::StoreError;
 
 pub const PROGRESS_TREE: &str = "migration_v3";
@@ -83,10 +83,7 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
                 progress.insert(name.as_bytes(), format!("done:{id}").as_bytes())?;
                 Ok(())
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => StoreError::Sled(e),
-            })?;
+            .map_err(unwrap_tx)?;
         db.flush()?;
         fail::fail_point!("migrate.v2_to_v3.committed");
         db.drop_tree(v2::docs_tree(&name))?;

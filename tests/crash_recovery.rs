@@ -31,16 +31,7 @@ const GROUPS: u64 = 16;
 
 /// Deterministic pseudo-random unit vector for a document version.
 fn vector_for(id: &str, version: u64) -> Vec<f32> {
-    let mut state = id.bytes().fold(version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
-    let v: Vec<f32> = (0..DIMS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 20_000) as f32 / 10_000.0 - 1.0
-        })
-        .collect();
-    normalized(&v)
+    unit_vector(id.bytes().fold(version ^ 0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3)), DIMS)
 }
 
 fn xorshift(state: &mut u64) -> u64 {

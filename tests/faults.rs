@@ -24,18 +24,8 @@ const CHILD_SCENARIO: &str = "AKIDB_FAULT_SCENARIO";
 const CHILD_DIR: &str = "AKIDB_FAULT_DIR";
 const DIMS: usize = 16;
 
-/// Deterministic pseudo-random unit vectors, distinct per number.
 fn vector_for(n: u64) -> Vec<f32> {
-    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let v: Vec<f32> = (0..DIMS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % 20_000) as f32 / 10_000.0 - 1.0
-        })
-        .collect();
-    normalized(&v)
+    unit_vector(n, DIMS)
 }
 
 fn docs(range: std::ops::Range<u64>) -> Vec<akidb::store::NewDocument> {

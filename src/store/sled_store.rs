@@ -114,7 +114,7 @@ fn point_from_key(key: &[u8]) -> Option<PointId> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
 
-fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
+pub(crate) fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
     match err {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Sled(e),

@@ -101,6 +101,21 @@ pub fn normalized(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x / norm).collect()
 }
 
+/// A deterministic pseudo-random unit vector (xorshift from `seed`): distinct seeds give vectors
+/// far apart, so each is found at rank 1 by itself.
+pub fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let v: Vec<f32> = (0..dims)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 20_000) as f32 / 10_000.0 - 1.0
+        })
+        .collect();
+    normalized(&v)
+}
+
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
