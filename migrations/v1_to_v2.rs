@@ -48,6 +48,8 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
                     docs.insert(id.as_ref(), record.as_slice())?;
                     points.insert(&(point as u64).to_be_bytes(), id.as_ref())?;
                 }
+                // Documents re-encoded, marker not yet written: the window v1's old step crashed in.
+                fail::fail_point!("migrate.v1_to_v2.documents_written");
                 collections.insert(name.as_bytes(), encode(&config))?;
                 counters.insert(name.as_bytes(), &next.to_be_bytes())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())

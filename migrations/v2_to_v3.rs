@@ -69,6 +69,8 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
         let old: v2::CollectionConfig = decode(&config_bytes).map_err(|e| fail(format!("collection {name}: {e}")))?;
         let config = v3::CollectionConfig { id: id.clone(), name: old.name, model: old.model, metric: old.metric, hnsw: old.hnsw, created_at_ms: old.created_at_ms };
         copy_tree(&db.open_tree(v2::docs_tree(&name))?, &db.open_tree(v3::docs_tree(&id))?)?;
+        db.flush()?;
+        fail::fail_point!("migrate.v2_to_v3.half_copied");
         copy_tree(&db.open_tree(v2::points_tree(&name))?, &db.open_tree(v3::points_tree(&id))?)?;
         db.flush()?;
         fail::fail_point!("migrate.v2_to_v3.copied");

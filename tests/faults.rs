@@ -340,7 +340,13 @@ fn assert_migrated(data: &Path, context: &str) {
 
 #[test]
 fn a_migration_killed_at_any_step_finishes_on_the_next_open() {
-    let points = ["migrate.v1_to_v2.collection_done", "migrate.v2_to_v3.copied", "migrate.v2_to_v3.committed"];
+    let points = [
+        "migrate.v1_to_v2.documents_written",
+        "migrate.v1_to_v2.collection_done",
+        "migrate.v2_to_v3.half_copied",
+        "migrate.v2_to_v3.copied",
+        "migrate.v2_to_v3.committed",
+    ];
     for point in points {
         let dir = tempfile::tempdir().unwrap();
         write_v1_store(&dir.path().join("data/store"));
