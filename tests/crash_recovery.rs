@@ -47,9 +47,18 @@ struct Log(std::fs::File);
 
 impl Log {
     fn line(&mut self, line: String) {
-        writeln!(self.0, "{line}").expect("log write");
+        // One write per line: a kill leaves at most a partial last line, which readers drop.
+        self.0.write_all(format!("{line}\n").as_bytes()).expect("log write");
         self.0.sync_data().expect("log sync");
     }
+}
+
+/// The complete lines of a log: a last line without its newline was cut by a kill, and the
+/// operation it names was not started (intents) or is treated as unacknowledged (acks).
+fn complete_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_owned).collect()
 }
 
 /// One writer thread: owns the ids `w<writer>-<n>`, so its log alone orders them.
@@ -59,7 +68,13 @@ fn writer(engine: Arc<Engine>, dir: &Path, w: u64, stop: Arc<AtomicBool>) {
     // This writer's ids so far come from its log; their state after the crash, from the store.
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
     let mut next = 0;
-    for line in std::fs::read_to_string(&path).unwrap_or_default().lines() {
+    let lines = complete_lines(&path);
+    // Drop a cut last line before appending after it.
+    let keep: usize = lines.iter().map(|l| l.len() + 1).sum();
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
+        file.set_len(keep as u64).expect("truncate the log");
+    }
+    for line in &lines {
         let id = line.split(' ').nth(1).expect("log line");
         next = next.max(id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).expect("id number") + 1);
         if let Some(doc) = collection.get(id).expect("get") {
@@ -178,7 +193,7 @@ impl Default for Allowed {
 fn read_logs(dir: &Path) -> HashMap<String, Allowed> {
     let mut ids: HashMap<String, Allowed> = HashMap::new();
     for w in 0..WRITERS {
-        for line in std::fs::read_to_string(dir.join(format!("writer-{w}.log"))).unwrap_or_default().lines() {
+        for line in complete_lines(&dir.join(format!("writer-{w}.log"))) {
             let parts: Vec<&str> = line.split(' ').collect();
             let entry = ids.entry(parts[1].to_owned()).or_default();
             match parts[0] {
@@ -243,14 +258,18 @@ fn crash_cycles(cycles: usize) {
             .args(["--ignored", "--exact", "crash_child", "--nocapture"])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("child.stderr")).expect("child stderr file"))
             .spawn()
             .expect("spawn child");
         std::thread::sleep(Duration::from_millis(600 + xorshift(&mut seed) % 1_400));
         child.kill().expect("SIGKILL the child");
         child.wait().unwrap();
         let acked = read_logs(dir.path()).values().filter(|a| a.acked).count();
-        assert!(acked > acked_before, "cycle {cycle}: the child acknowledged nothing new");
+        if acked <= acked_before {
+            let stderr = std::fs::read_to_string(dir.path().join("child.stderr")).unwrap_or_default();
+            let tail: String = stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            panic!("cycle {cycle}: the child acknowledged nothing new; its stderr ends with:\n{tail}");
+        }
         acked_before = acked;
         let present = check(dir.path(), cycle);
         eprintln!("cycle {cycle}: {acked} ids acknowledged, {present} present, all checked");

@@ -148,6 +148,8 @@ fn watermark_child(dir: &Path) {
 /// counter was 10, so after the crash doc-20.. reused points 10.. and were hidden as tombstones.
 #[test]
 fn a_dump_never_covers_points_the_store_could_lose() {
+    // Held while this process writes and dumps, so no other test's failpoint catches its calls.
+    let scenario = FailScenario::setup();
     let dir = tempfile::tempdir().unwrap();
     let status = run_child("watermark", dir.path());
     assert!(!status.success(), "the child must die at the abort, got {status}");
@@ -166,6 +168,7 @@ fn a_dump_never_covers_points_the_store_could_lose() {
     let engine = Engine::open(&dir.path().join("data")).unwrap();
     assert_rank_one(&engine.collection("w").unwrap(), (0..10).chain(20..30), "after a restart");
     assert_index_matches_store(&engine, "w");
+    scenario.teardown();
 }
 
 // ---------------------------------------------------------------------------------------------

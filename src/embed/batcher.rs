@@ -117,12 +117,6 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// One lane for everything: interactive work goes first within it.
-    pub fn spawn(backend: Box<dyn Backend>, config: BatchConfig) -> Result<Self, EmbedError> {
-        let factory: BackendFactory = Arc::new(|| Err(EmbedError::Runtime { action: "reload the backend", message: "no factory given".into() }));
-        Self::spawn_lanes(backend, None, factory.clone(), factory, config, "model")
-    }
-
     /// A bulk lane and, when `interactive` is given, an interactive lane; each reloads its
     /// backend from its factory after a panic.
     pub fn spawn_lanes(
