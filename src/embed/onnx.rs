@@ -219,7 +219,7 @@ impl ModelSource {
         let bytes = std::fs::read(&path).map_err(|e| EmbedError::Runtime { action: "read the model file", message: format!("{}: {e}", path.display()) })?;
         Ok(match graph_rewrite::remove_nan_scrubs(&bytes) {
             Some(rewritten) => {
-                tracing::info!(%model, removed = rewritten.nan_scrubs_removed, "removed no-op NaN scrubs after attention softmax (exact; --keep-graph to skip)");
+                tracing::debug!(%model, removed = rewritten.nan_scrubs_removed, "removed no-op NaN scrubs after attention softmax (exact; --keep-graph to skip)");
                 ModelSource::Rewritten(rewritten.model)
             }
             None => ModelSource::File(path),
