@@ -64,11 +64,17 @@ pub struct OnnxBackend {
 
 impl OnnxBackend {
     pub fn load(model: &ModelDir, options: &OnnxOptions, pad_id: u32) -> Result<Self, EmbedError> {
+        let source = ModelSource::prepare(model.model_path(), options.keep_graph, &model.manifest.name)?;
+        Self::load_from(model, &source, options, pad_id)
+    }
+
+    /// `load` from a model already read (and rewritten) by `ModelSource::prepare`, so that
+    /// several sessions of one model read and rewrite the file once.
+    pub(crate) fn load_from(model: &ModelDir, source: &ModelSource, options: &OnnxOptions, pad_id: u32) -> Result<Self, EmbedError> {
         let env = runtime::environment(&options.ort_library)?;
         let threads = options.intra_threads.or(model.manifest.intra_threads).unwrap_or(1);
         let name = model.manifest.name.clone();
-        let source = ModelSource::prepare(model.model_path(), options.keep_graph, &name)?;
-        let (session, provider) = open_session(&env, &source, options, threads)?;
+        let (session, provider) = open_session(&env, source, options, threads)?;
         tracing::debug!(model = %name, threads, spinning = options.spinning, "session options");
         let feeds = session
             .inputs()
@@ -206,13 +212,13 @@ fn feed_for(name: &str, dtype: &ValueType, model: &str) -> Result<Feed, EmbedErr
 }
 
 /// The model as ONNX Runtime will get it: the file itself, or akidb's rewrite of it in memory.
-enum ModelSource {
+pub(crate) enum ModelSource {
     File(PathBuf),
-    Rewritten(Vec<u8>),
+    Rewritten { model: Vec<u8>, nan_scrubs_removed: usize },
 }
 
 impl ModelSource {
-    fn prepare(path: PathBuf, keep_graph: bool, model: &str) -> Result<Self, EmbedError> {
+    pub(crate) fn prepare(path: PathBuf, keep_graph: bool, model: &str) -> Result<Self, EmbedError> {
         if keep_graph {
             return Ok(ModelSource::File(path));
         }
@@ -220,7 +226,7 @@ impl ModelSource {
         Ok(match graph_rewrite::remove_nan_scrubs(&bytes) {
             Some(rewritten) => {
                 tracing::debug!(%model, removed = rewritten.nan_scrubs_removed, "removed no-op NaN scrubs after attention softmax (exact; --keep-graph to skip)");
-                ModelSource::Rewritten(rewritten.model)
+                ModelSource::Rewritten { model: rewritten.model, nan_scrubs_removed: rewritten.nan_scrubs_removed }
             }
             None => ModelSource::File(path),
         })
@@ -229,7 +235,7 @@ impl ModelSource {
     fn commit(&self, builder: &mut ort::session::builder::SessionBuilder) -> Result<Session, EmbedError> {
         match self {
             ModelSource::File(path) => builder.commit_from_file(path),
-            ModelSource::Rewritten(bytes) => builder.commit_from_memory(bytes),
+            ModelSource::Rewritten { model, .. } => builder.commit_from_memory(model),
         }
         .map_err(EmbedError::runtime("load the model"))
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::batcher::{BackendFactory, BatchConfig, BatchResult, Batcher, Priority};
-use super::onnx::{Backend, OnnxBackend, OnnxOptions};
+use super::onnx::{Backend, ModelSource, OnnxBackend, OnnxOptions};
 use super::pooling;
 use super::runtime::ExecutionProvider;
 use super::tokenize::{EncodedText, TextEncoder};
@@ -192,13 +192,18 @@ impl OnnxProvider {
         let encoder = TextEncoder::from_file(&model.tokenizer_path(), &manifest)?;
         let pad_id = encoder.pad_id();
         let mut options = options.clone();
+        // Read (and rewrite) the model once for the probe and both lanes' first sessions.
+        let mut source = ModelSource::prepare(model.model_path(), options.keep_graph, &manifest.name)?;
         let mut graph_rewrites = 0;
-        if !options.keep_graph {
-            match prove_rewrite(model, &options, &encoder)? {
-                Some(removed) => graph_rewrites = removed,
-                None => options.keep_graph = true,
+        if let ModelSource::Rewritten { nan_scrubs_removed, .. } = source {
+            if rewrite_is_exact(model, &source, &options, &encoder)? {
+                graph_rewrites = nan_scrubs_removed;
+            } else {
+                source = ModelSource::File(model.model_path());
             }
         }
+        // Backends reloaded after a panic rewrite only what was proven here.
+        options.keep_graph = graph_rewrites == 0;
         let factory = |options: OnnxOptions| -> BackendFactory {
             let model = model.clone();
             Arc::new(move || OnnxBackend::load(&model, &options, pad_id).map(|b| Box::new(b) as Box<dyn Backend>))
@@ -208,11 +213,16 @@ impl OnnxProvider {
         // by 2 clients, text queries at c=1): query p50 under ingest 16.1 ms without spinning vs
         // 20.1 ms with, ingest with the query client 9.0 vs 8.2 docs/s.
         let bulk_spins = options.spinning && options.interactive_threads == 0;
-        let bulk_factory = factory(OnnxOptions { spinning: bulk_spins, ..options.clone() });
-        let interactive_factory = factory(OnnxOptions { intra_threads: Some(options.interactive_threads.max(1)), ..options.clone() });
-        let bulk = bulk_factory()?;
+        let bulk_options = OnnxOptions { spinning: bulk_spins, ..options.clone() };
+        let interactive_options = OnnxOptions { intra_threads: Some(options.interactive_threads.max(1)), ..options.clone() };
+        let bulk: Box<dyn Backend> = Box::new(OnnxBackend::load_from(model, &source, &bulk_options, pad_id)?);
         let execution_provider = bulk.execution_provider();
-        let interactive = if options.interactive_threads > 0 { Some(interactive_factory()?) } else { None };
+        let interactive: Option<Box<dyn Backend>> = if options.interactive_threads > 0 {
+            Some(Box::new(OnnxBackend::load_from(model, &source, &interactive_options, pad_id)?))
+        } else {
+            None
+        };
+        drop(source);
         let info = ModelInfo {
             name: manifest.name.clone(),
             family: manifest.family.clone(),
@@ -226,7 +236,7 @@ impl OnnxProvider {
             execution_provider,
             graph_rewrites,
         };
-        let batcher = Batcher::spawn_lanes(bulk, interactive, bulk_factory, interactive_factory, batching, &manifest.name)?;
+        let batcher = Batcher::spawn_lanes(bulk, interactive, factory(bulk_options), factory(interactive_options), batching, &manifest.name)?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let tokenizers = TokenizerPool::new(workers, TOKENIZE_QUEUE_TEXTS, &manifest.name)
             .map_err(|e| EmbedError::Runtime { action: "start the tokenizer workers", message: e.to_string() })?;
@@ -245,30 +255,25 @@ impl OnnxProvider {
 
 /// The graph rewrite is kept only where it is proven exact for this model: the rewritten and
 /// the as-shipped graph must give bit-identical vectors for a padded probe batch (on the
-/// model's own padding side). Returns the scrubs removed, or `None` to run the file as shipped.
-fn prove_rewrite(model: &ModelDir, options: &OnnxOptions, encoder: &TextEncoder) -> Result<Option<usize>, EmbedError> {
-    let path = model.model_path();
-    let bytes = std::fs::read(&path).map_err(|e| EmbedError::Runtime { action: "read the model file", message: format!("{}: {e}", path.display()) })?;
-    let Some(rewritten) = super::graph_rewrite::remove_nan_scrubs(&bytes) else { return Ok(None) };
-    drop(bytes);
+/// model's own padding side).
+fn rewrite_is_exact(model: &ModelDir, rewritten: &ModelSource, options: &OnnxOptions, encoder: &TextEncoder) -> Result<bool, EmbedError> {
     let probe: Vec<Vec<u32>> = PROBE_TEXTS.iter().map(|t| encoder.encode(t).map(|e| e.ids)).collect::<Result<_, _>>()?;
     let batch: Vec<&[u32]> = probe.iter().map(Vec::as_slice).collect();
-    let one_thread = |keep_graph| OnnxOptions { keep_graph, intra_threads: Some(1), ..options.clone() };
-    let as_rewritten = OnnxBackend::load(model, &one_thread(false), encoder.pad_id())?.embed(&batch)?;
-    let as_shipped = OnnxBackend::load(model, &one_thread(true), encoder.pad_id())?.embed(&batch)?;
+    let one_thread = OnnxOptions { intra_threads: Some(1), ..options.clone() };
+    let as_rewritten = OnnxBackend::load_from(model, rewritten, &one_thread, encoder.pad_id())?.embed(&batch)?;
+    let as_shipped = OnnxBackend::load_from(model, &ModelSource::File(model.model_path()), &one_thread, encoder.pad_id())?.embed(&batch)?;
     let bits = |vectors: &[Vec<f32>]| -> Vec<u32> { vectors.iter().flatten().map(|v| v.to_bits()).collect() };
     // Tests force a disagreement to check that akidb then runs the graph as shipped.
     let forced_disagreement = || -> bool {
         fail::fail_point!("embed.rewrite_probe.disagree", |_| true);
         false
     };
-    let identical = bits(&as_rewritten) == bits(&as_shipped) && !forced_disagreement();
-    if !identical {
+    if bits(&as_rewritten) != bits(&as_shipped) || forced_disagreement() {
         tracing::warn!(model = %model.manifest.name, "the graph rewrite changed this model's output on the probe batch; running the graph as shipped");
-        return Ok(None);
+        return Ok(false);
     }
-    tracing::info!(model = %model.manifest.name, removed = rewritten.nan_scrubs_removed, "graph rewrite proven bit-exact on a padded probe batch");
-    Ok(Some(rewritten.nan_scrubs_removed))
+    tracing::info!(model = %model.manifest.name, "graph rewrite proven bit-exact on a padded probe batch");
+    Ok(true)
 }
 
 /// Tokenizes `texts` on the tokenizer workers, `CHUNK` texts per job, in order.
