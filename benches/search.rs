@@ -108,6 +108,7 @@ fn main() {
         metric: Metric::Cosine,
         hnsw: params,
         created_at_ms: 0,
+        chunking: None,
     };
     let collection = engine.create_collection(config).expect("collection");
     let started = Instant::now();
@@ -119,7 +120,7 @@ fn main() {
             .map(|(i, v)| {
                 let row = c * 10_000 + i;
                 let metadata = serde_json::json!({"bucket": row % 1000}).as_object().cloned().unwrap_or_default();
-                NewDocument { id: format!("w{row}"), text: String::new(), metadata, vector: v.clone() }
+                NewDocument::single(format!("w{row}"), String::new(), metadata, v.clone())
             })
             .collect();
         collection.upsert(docs).expect("upsert");

@@ -115,7 +115,66 @@ pub mod v3 {
     }
 }
 
-/// bincode 2, standard config: the encoding of v2 and v3 records.
+/// Schema v4: documents are split into passages. `collections`: name → `CollectionConfig` (v3's
+/// fields plus `chunking`); `c/<id>/documents`: document id → `DocRecord`; `c/<id>/passages`:
+/// point id (u64 BE) → `PassageRecord`.
+pub mod v4 {
+    use super::*;
+
+    pub use super::v2::{HnswParams, Metric, ModelBinding, Pooling};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Chunking {
+        pub max_tokens: usize,
+        pub overlap_tokens: usize,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct CollectionConfig {
+        pub id: String,
+        pub name: String,
+        pub model: ModelBinding,
+        pub metric: Metric,
+        pub hnsw: HnswParams,
+        pub created_at_ms: u64,
+        pub chunking: Option<Chunking>,
+    }
+
+    /// Character offsets, end exclusive.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Span {
+        pub start: usize,
+        pub end: usize,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct DocRecord {
+        pub text: String,
+        /// The metadata object as JSON text.
+        pub metadata: String,
+        /// (point, span) of each passage, in text order.
+        pub passages: Vec<(u64, Span)>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PassageRecord {
+        pub document: String,
+        pub index: u32,
+        pub span: Span,
+        /// Little-endian f32s.
+        pub vector: Vec<u8>,
+    }
+
+    pub fn docs_tree(id: &str) -> String {
+        format!("c/{id}/documents")
+    }
+
+    pub fn points_tree(id: &str) -> String {
+        format!("c/{id}/passages")
+    }
+}
+
+/// bincode 2, standard config: the encoding of v2, v3 and v4 records.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
 }

@@ -2,8 +2,11 @@
 
 pub mod api;
 pub mod cli;
+pub mod domain;
 pub mod embed;
 pub mod engine;
 pub mod index;
+pub mod lexical;
 pub mod model;
+pub mod service;
 pub mod store;

@@ -2,8 +2,10 @@
 //! id and by filter), a dump every second and compactions, and is SIGKILLed at random moments.
 //! After every kill the parent reopens the data directory and checks every document against the
 //! writers' logs: acknowledged documents present in their latest version (or a later one that was
-//! in flight), found at rank 1 by their own stored vector with score ≥ 0.999; deleted ids never
-//! returned; graph points − tombstones = store count.
+//! in flight), each of their passages found at rank 1 by its own stored vector with score ≥ 0.999
+//! and by its unique word in the lexical index; deleted ids never returned by either; graph points
+//! − tombstones = lexical passages = live passages; no orphan passage and no half-replaced
+//! document (a version's passage count and vectors are all of that version).
 //!
 //! 5 cycles run in the normal suite; `cargo test --features failpoints --test crash_recovery --
 //! --ignored crash_stress` runs 20.
@@ -29,9 +31,36 @@ const DIMS: usize = 32;
 const WRITERS: u64 = 3;
 const GROUPS: u64 = 16;
 
-/// Deterministic pseudo-random unit vector for a document version.
-fn vector_for(id: &str, version: u64) -> Vec<f32> {
-    unit_vector(id.bytes().fold(version ^ 0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3)), DIMS)
+/// Deterministic pseudo-random unit vector for a passage of a document version.
+fn vector_for(id: &str, version: u64, passage: usize) -> Vec<f32> {
+    let seed = version * 8 + passage as u64;
+    unit_vector(id.bytes().fold(seed ^ 0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3)), DIMS)
+}
+
+/// Versions have 1 to 3 passages, so a replace changes how many points a document has.
+fn passages_for(version: u64) -> usize {
+    1 + (version % 3) as usize
+}
+
+/// A word found only in one passage of one version of one document.
+fn marker(id: &str, version: u64, passage: usize) -> String {
+    format!("marker_{}_v{version}_p{passage}", id.replace('-', "_"))
+}
+
+/// A document version: its passages are paragraphs, each with its marker and its own vector.
+fn document(id: &str, version: u64, metadata: serde_json::Value) -> akidb::store::NewDocument {
+    let mut text = String::new();
+    let mut passages = Vec::new();
+    for p in 0..passages_for(version) {
+        if p > 0 {
+            text.push_str("\n\n");
+        }
+        let start = text.chars().count();
+        text.push_str(&format!("paragraph {p} of {id} holds {}", marker(id, version, p)));
+        let span = akidb::store::Span { start, end: text.chars().count() };
+        passages.push(akidb::store::NewPassage { span, vector: vector_for(id, version, p) });
+    }
+    akidb::store::NewDocument { id: id.to_owned(), text, metadata: metadata.as_object().cloned().unwrap_or_default(), passages }
 }
 
 fn xorshift(state: &mut u64) -> u64 {
@@ -87,7 +116,7 @@ fn writer(engine: Arc<Engine>, dir: &Path, w: u64, stop: Arc<AtomicBool>) {
     let mut rng = 0x2545_F491_4F6C_DD1D ^ (w + 1).wrapping_mul(0x9E37_79B9) ^ next;
     let doc = |id: &str, version: u64| {
         let n: u64 = id.rsplit('-').next().unwrap().parse().unwrap();
-        new_doc(id.to_owned(), vector_for(id, version), json!({"writer": w, "group": n % GROUPS, "version": version}))
+        document(id, version, json!({"writer": w, "group": n % GROUPS, "version": version}))
     };
     while !stop.load(Ordering::Relaxed) {
         let live: Vec<String> = versions.keys().cloned().collect();
@@ -220,8 +249,13 @@ fn check(dir: &Path, cycle: usize) -> usize {
         return 0;
     };
     let store_count = engine.store().count(collection.id()).unwrap();
+    let live_points = engine.store().live_points(collection.id()).unwrap().len();
+    let problems = engine.store().check_passages(collection.id()).unwrap();
+    assert!(problems.is_empty(), "cycle {cycle}: documents and passages disagree: {problems:?}");
     let stats = collection.stats();
-    assert_eq!(stats.graph_points - stats.tombstones, store_count, "cycle {cycle}: index and store disagree: {stats:?}");
+    assert_eq!(stats.graph_points - stats.tombstones, live_points, "cycle {cycle}: index and store disagree: {stats:?}");
+    assert_eq!(stats.lexical_passages as usize, live_points, "cycle {cycle}: lexical index and store disagree: {stats:?}");
+    let lexical_top = |word: &str| collection.lexical(word, 1, None).unwrap().first().and_then(|hit| collection.passage_of(hit.point).unwrap());
     let mut present = 0;
     for (id, allowed) in &logs {
         let stored = collection.get(id).unwrap();
@@ -231,16 +265,27 @@ fn check(dir: &Path, cycle: usize) -> usize {
             Some(doc) => {
                 present += 1;
                 let version = state.unwrap();
-                assert!(max_abs_diff(&doc.vector, &vector_for(id, version)) < 1e-6, "cycle {cycle}: {id} has the wrong vector");
-                let found = collection.search(&doc.vector, 1, Some(64), None).unwrap();
-                assert_eq!(found.first().map(|f| f.document.id.as_str()), Some(id.as_str()), "cycle {cycle}: {id} not at rank 1 by its own vector");
-                assert!(found[0].score >= 0.999, "cycle {cycle}: {id} scores {}", found[0].score);
+                assert_eq!(doc.passages.len(), passages_for(version), "cycle {cycle}: {id} v{version} is half replaced: {:?}", doc.passages);
+                let points: Vec<u64> = doc.passages.iter().map(|p| p.point).collect();
+                let vectors = collection.vectors_of(&points).unwrap();
+                assert_eq!(vectors.len(), points.len(), "cycle {cycle}: {id} lost passages");
+                for (p, (point, vector)) in vectors.iter().enumerate() {
+                    assert!(max_abs_diff(vector, &vector_for(id, version, p)) < 1e-6, "cycle {cycle}: {id} passage {p} has the wrong vector");
+                    let found = collection.search(vector, 1, Some(64), None).unwrap();
+                    assert_eq!(found.first().map(|f| (f.document.id.as_str(), f.point)), Some((id.as_str(), *point)), "cycle {cycle}: {id} passage {p} not at rank 1 by its own vector");
+                    assert!(found[0].score >= 0.999, "cycle {cycle}: {id} scores {}", found[0].score);
+                    let lexical = lexical_top(&marker(id, version, p));
+                    assert_eq!(lexical.map(|l| (l.document, l.index)), Some((id.clone(), p)), "cycle {cycle}: {id} passage {p} not found by its word");
+                }
             }
             None => {
-                // Deleted (or never committed): never returned, by the vector of any version it had.
+                // Deleted (or never committed): never returned, by the vector or the words of any version it had.
                 for version in allowed.states.iter().flatten().copied().chain([0]) {
-                    let found = collection.search(&vector_for(id, version), 10, Some(64), None).unwrap();
-                    assert!(found.iter().all(|f| &f.document.id != id), "cycle {cycle}: deleted {id} returned by search");
+                    for p in 0..passages_for(version) {
+                        let found = collection.search(&vector_for(id, version, p), 10, Some(64), None).unwrap();
+                        assert!(found.iter().all(|f| &f.document.id != id), "cycle {cycle}: deleted {id} returned by search");
+                        assert!(lexical_top(&marker(id, version, p)).is_none_or(|l| &l.document != id), "cycle {cycle}: deleted {id} returned by lexical search");
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use akidb::engine::{Engine, EngineError};
-use akidb::store::migrations::frozen::{self, v1, v2};
+use akidb::store::migrations::frozen::{self, v1, v2, v3};
 use akidb::store::{Metric, SledStore, SCHEMA_VERSION};
 use common::server::Server;
 use common::*;
@@ -326,17 +326,22 @@ fn assert_migrated(data: &Path, context: &str) {
             for n in 0..V1_DOCS {
                 let doc = collection.get(&format!("doc-{n}")).unwrap().unwrap_or_else(|| panic!("{context}: {name}/doc-{n} lost"));
                 assert_eq!((doc.text.as_str(), doc.metadata["n"].clone()), (format!("{name} text {n}").as_str(), json!(n)), "{context}");
-                assert!(max_abs_diff(&doc.vector, &vector_for(n)) < 1e-6, "{context}");
+                let vectors = collection.vectors_of(&doc.passages.iter().map(|p| p.point).collect::<Vec<_>>()).unwrap();
+                assert_eq!(vectors.len(), 1, "{context}: an old document is one passage");
+                assert!(max_abs_diff(&vectors[0].1, &vector_for(n)) < 1e-6, "{context}");
             }
             assert_rank_one(&collection, 0..V1_DOCS, context);
             assert_eq!(collection.config.created_at_ms, 7);
+            assert_eq!(collection.config.chunking, None, "{context}: old documents stay one passage each");
+            // The lexical index is built from the migrated text.
+            assert_eq!(collection.lexical("text", 1000, None).unwrap().len(), V1_DOCS as usize, "{context}");
         }
     }
     let db = sled::open(data.join("store")).unwrap();
     assert_eq!(db.get(b"schema_version").unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
     let trees: Vec<String> = db.tree_names().iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
     assert!(
-        trees.iter().all(|t| !t.starts_with("docs/") && !t.starts_with("points/") && t != "migration_v3"),
+        trees.iter().all(|t| !t.starts_with("docs/") && !t.starts_with("points/") && !t.ends_with("/docs") && !t.ends_with("/points") && !t.starts_with("migration_")),
         "{context}: leftover trees {trees:?}"
     );
 }
@@ -349,6 +354,7 @@ fn a_migration_killed_at_any_step_finishes_on_the_next_open() {
         "migrate.v2_to_v3.half_copied",
         "migrate.v2_to_v3.copied",
         "migrate.v2_to_v3.committed",
+        "migrate.v3_to_v4.copied",
     ];
     for point in points {
         let dir = tempfile::tempdir().unwrap();
@@ -401,6 +407,49 @@ fn a_v2_store_written_with_frozen_types_is_migrated() {
     std::fs::create_dir_all(dir.path().join("data/index/alpha")).unwrap();
     assert_migrated(&dir.path().join("data"), "v2 store");
     assert!(!dir.path().join("data/index/alpha").exists(), "index directories named by collection name are gone");
+}
+
+/// A schema-v3 store (one vector per document, trees `c/<id>/docs|points`) written with the
+/// frozen v3 types opens as one passage per document.
+#[test]
+fn a_v3_store_written_with_frozen_types_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path().join("data/store")).unwrap();
+        db.insert(b"schema_version", &3u32.to_be_bytes()).unwrap();
+        for name in V1_COLLECTIONS {
+            let id = format!("0190-{name}");
+            let config = v3::CollectionConfig {
+                id: id.clone(),
+                name: name.into(),
+                model: v3::ModelBinding { name: "vectors".into(), dims: DIMS, pooling: v3::Pooling::Mean, query_instruction: None },
+                metric: v3::Metric::Cosine,
+                hnsw: v3::HnswParams { m: 16, ef_construction: 200, ef_search: 64 },
+                created_at_ms: 7,
+            };
+            db.open_tree("collections").unwrap().insert(name, frozen::encode(&config)).unwrap();
+            db.open_tree("counters").unwrap().insert(id.as_str(), &V1_DOCS.to_be_bytes()).unwrap();
+            let (docs, points) = (db.open_tree(v3::docs_tree(&id)).unwrap(), db.open_tree(v3::points_tree(&id)).unwrap());
+            for n in 0..V1_DOCS {
+                let record = v3::DocRecord {
+                    point: n,
+                    text: format!("{name} text {n}"),
+                    metadata: json!({"n": n}).to_string(),
+                    vector: vector_for(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
+                };
+                docs.insert(format!("doc-{n}"), frozen::encode(&record)).unwrap();
+                points.insert(n.to_be_bytes(), format!("doc-{n}").as_bytes()).unwrap();
+            }
+        }
+        db.flush().unwrap();
+    }
+    assert_migrated(&dir.path().join("data"), "v3 store");
+    let engine = Engine::open(&dir.path().join("data")).unwrap();
+    let alpha = engine.collection("alpha").unwrap();
+    assert_eq!(alpha.id(), "0190-alpha", "the id survives");
+    assert!(engine.store().check_passages(alpha.id()).unwrap().is_empty());
+    let doc = alpha.get("doc-3").unwrap().unwrap();
+    assert_eq!((doc.passages.len(), doc.passages[0].point, doc.passages[0].span.end), (1, 3, "alpha text 3".len()));
 }
 
 // ---------------------------------------------------------------------------------------------

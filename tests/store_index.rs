@@ -77,13 +77,13 @@ fn deletes_and_overwrites_never_surface_and_compaction_keeps_only_live_points() 
             for found in collection.search(&q, K, None, None).unwrap() {
                 assert!(!deleted_set.contains(&found.document.id), "deleted {} returned", found.document.id);
                 let current = collection.get(&found.document.id).unwrap().expect("live document");
-                assert_eq!(current.point, found.point, "stale version of {} returned", found.document.id);
+                assert_eq!(current.passages[0].point, found.point, "stale version of {} returned", found.document.id);
             }
         }
         // Each overwritten document is found by its new vector, carrying its new metadata: among the
         // top 10 while half the graph is tombstones (HNSW promises no more), first once compacted.
         for doc in overwritten.iter().step_by(50) {
-            let q = collection.prepare_vector(doc.vector.clone()).unwrap();
+            let q = collection.prepare_vector(doc.passages[0].vector.clone()).unwrap();
             let found = collection.search(&q, 10, Some(128), None).unwrap();
             let hit = found.iter().position(|f| f.document.id == doc.id).unwrap_or_else(|| panic!("{} not in the top 10", doc.id));
             assert!(!exact_top || hit == 0, "{} ranked {hit} in a compacted graph", doc.id);
@@ -288,7 +288,10 @@ fn a_v1_store_is_migrated_and_a_newer_one_refused() {
         let engine = Engine::open(dir.path()).unwrap();
         let c = engine.collection("old").unwrap();
         let b = c.get("b").unwrap().unwrap();
-        assert_eq!((b.text.as_str(), b.metadata["n"].clone(), b.vector.clone()), ("text b", json!(2), vec![0.0, 1.0]));
+        assert_eq!((b.text.as_str(), b.metadata["n"].clone()), ("text b", json!(2)));
+        assert_eq!(b.passages.len(), 1, "an old document is one passage");
+        assert_eq!((b.passages[0].span.start, b.passages[0].span.end), (0, 6));
+        assert_eq!(c.vectors_of(&[b.passages[0].point]).unwrap()[0].1, vec![0.0, 1.0]);
         assert_eq!(ids(&c.search(&[0.1, 1.0], 1, None, None).unwrap()), ["b"]);
         assert_eq!(engine.store().count(c.id()).unwrap(), 2);
     }
@@ -315,9 +318,9 @@ fn upserts_are_all_or_nothing_and_ids_are_replaced_in_place() {
     let c = config.id.as_str();
     let first = store.upsert(c, &[new_doc("a".into(), vec![1.0, 0.0], json!({}))]).unwrap();
     let second = store.upsert(c, &[new_doc("a".into(), vec![0.0, 1.0], json!({"v": 2})), new_doc("b".into(), vec![1.0, 1.0], json!({}))]).unwrap();
-    assert_eq!(second[0].replaced, Some(first[0].point));
+    assert_eq!(second[0].replaced, first[0].points);
     assert_eq!(store.count(c).unwrap(), 2);
-    assert_eq!(store.live_points(c).unwrap(), vec![second[0].point, second[1].point]);
+    assert_eq!(store.live_points(c).unwrap(), [second[0].points.clone(), second[1].points.clone()].concat());
     assert_eq!(store.get(c, "a").unwrap().unwrap().metadata["v"], 2);
     assert!(matches!(store.upsert("nope", &[]), Err(StoreError::CollectionNotFound(_))));
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::embed::EmbedError;
 use crate::engine::EngineError;
 use crate::model::ModelError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
@@ -89,10 +90,30 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidVector(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_vector", message),
             EngineError::InvalidId(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", message),
             EngineError::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message),
+            EngineError::InvalidDocument(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", message),
+            EngineError::Lexical(_) => ApiError::internal(message),
             EngineError::Index(crate::index::IndexError::InvalidParams(_)) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_hnsw_params", message),
             EngineError::Index(_) => ApiError::internal(message),
             EngineError::Store(StoreError::CollectionNotFound(_)) => ApiError::not_found("collection_not_found", message),
             EngineError::Store(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        let message = err.to_string();
+        match err {
+            ServiceError::Invalid { code, .. } => ApiError::new(StatusCode::BAD_REQUEST, code, message),
+            ServiceError::TooLarge(_) => ApiError::too_large(message),
+            ServiceError::ModelNotFound { .. } => ApiError::not_found("model_not_found", message),
+            ServiceError::DocumentNotFound(_) => ApiError::not_found("document_not_found", message),
+            ServiceError::ModelNotLoaded { .. } => ApiError::new(StatusCode::CONFLICT, "model_not_loaded", message),
+            ServiceError::ModelMismatch(..) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", message),
+            ServiceError::NoModel => ApiError::unavailable("no_model", message),
+            ServiceError::Engine(e) => e.into(),
+            ServiceError::Embed(e) => e.into(),
+            ServiceError::Worker(_) => ApiError::internal(message),
         }
     }
 }

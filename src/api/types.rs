@@ -96,6 +96,16 @@ pub struct HnswConfig {
     pub ef_search: Option<usize>,
 }
 
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Longest passage, in the model's tokens (special tokens not counted); at most the model's
+    /// window less its special tokens.
+    pub max_tokens: usize,
+    /// Tokens shared by consecutive passages; below `max_tokens`.
+    pub overlap_tokens: usize,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCollectionRequest {
@@ -106,6 +116,16 @@ pub struct CreateCollectionRequest {
     /// `cosine` (default), `dot` or `l2`.
     pub metric: Option<MetricName>,
     pub hnsw: Option<HnswConfig>,
+    /// How documents are split into passages. Absent: the model's window (e.g. 254 tokens for
+    /// MiniLM) with a 1/8 overlap. `null`: one passage per document, truncated at the window.
+    #[serde(default, deserialize_with = "absent_or_null")]
+    #[schema(value_type = Option<ChunkingConfig>)]
+    pub chunking: Option<Option<ChunkingConfig>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn absent_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,8 +135,12 @@ pub struct CollectionInfo {
     pub dims: usize,
     pub metric: MetricName,
     pub hnsw: HnswInfo,
+    /// `null`: one passage per document.
+    pub chunking: Option<ChunkingConfig>,
     pub created_at_ms: u64,
     pub documents: usize,
+    /// Passages (points) of all documents.
+    pub passages: usize,
     pub index: IndexInfo,
 }
 
@@ -129,6 +153,8 @@ pub struct HnswInfo {
 
 #[derive(Serialize, ToSchema)]
 pub struct IndexInfo {
+    /// Passages in the lexical (BM25) index.
+    pub lexical_passages: u64,
     /// Points in the graph, tombstones included.
     pub graph_points: usize,
     /// Deleted or replaced points still in the graph (compacted past 20 %).
@@ -169,10 +195,22 @@ pub struct AddDocumentsRequest {
 #[derive(Serialize, ToSchema)]
 pub struct AddDocumentsResponse {
     pub ids: Vec<String>,
-    /// Per document: whether its text was cut at the model's token limit.
+    /// Per document: whether its text was cut at the model's token limit (only in a collection
+    /// without chunking).
     pub truncated: Vec<bool>,
-    /// Per document: tokens embedded.
+    /// Per document: tokens embedded, over all its passages.
     pub tokens: Vec<usize>,
+    /// Per document: passages it was split into.
+    pub passages: Vec<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PassageInfo {
+    /// Character offsets in the document's text, end exclusive.
+    pub start: usize,
+    pub end: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -181,13 +219,16 @@ pub struct DocumentResponse {
     pub text: String,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// The passages the text was split into, in order.
+    pub passages: Vec<PassageInfo>,
+    /// The vector, for a document of one passage (see `passages` otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct GetDocumentQuery {
-    /// Include the stored vector.
+    /// Include the stored vectors.
     #[serde(default)]
     pub include_vector: bool,
 }
@@ -212,6 +253,26 @@ pub enum Include {
     Vector,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Nearest passages by the collection's embedding model.
+    Dense,
+    /// BM25 over the passages' words (identifiers kept whole and in parts, English stemming).
+    Lexical,
+    /// Both, fused by Reciprocal Rank Fusion.
+    Hybrid,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct FusionWeights {
+    /// Weight of the dense ranking in hybrid mode (default 1).
+    pub dense: Option<f32>,
+    /// Weight of the lexical ranking in hybrid mode (default 1).
+    pub lexical: Option<f32>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
@@ -229,6 +290,14 @@ pub struct SearchRequest {
     pub ef: Option<usize>,
     /// Fields to return with each hit (default: text and metadata).
     pub include: Option<Vec<Include>>,
+    /// `dense`, `lexical` or `hybrid` (default for text queries: hybrid; vector queries are dense).
+    pub mode: Option<SearchMode>,
+    /// Return the k best passages rather than the k best documents (default false).
+    pub passages: Option<bool>,
+    /// Hybrid mode: RRF constant k (default 60).
+    pub rrf_k: Option<f32>,
+    /// Hybrid mode: weights of the two rankings.
+    pub weights: Option<FusionWeights>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -238,11 +307,24 @@ pub struct BatchSearchRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct PassageRef {
+    /// Position among the document's passages.
+    pub index: usize,
+    /// Character offsets in the document's text, end exclusive.
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct SearchHit {
+    /// The document's id.
     pub id: String,
-    /// cosine: cosine similarity (higher is better); dot: inner product (higher is better);
-    /// l2: Euclidean distance (lower is better). Hits are always best first.
+    /// Dense mode: cosine similarity or inner product (higher is better), or l2 distance (lower
+    /// is better); lexical: BM25; hybrid: the RRF score. Hits are always best first.
     pub score: f32,
+    /// The passage that matched (a document's best).
+    pub passage: PassageRef,
+    /// The passage's text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -77,7 +77,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
             }
             std::fs::create_dir_all(&data_dir)?;
             let engine = Arc::new(Engine::open(&data_dir)?);
-            state.set_loaded(Loaded { engine: engine.clone(), models });
+            state.set_loaded(Loaded::new(engine.clone(), models, state.limits.clone()));
             tracing::info!("ready");
             Ok(engine)
         })

@@ -247,6 +247,11 @@ impl OnnxProvider {
         &self.batcher
     }
 
+    /// The model's tokenizer, for counting tokens (passage splitting).
+    pub fn encoder(&self) -> &Arc<TextEncoder> {
+        &self.encoder
+    }
+
     /// Every inference lane has a backend (false while one is reloaded after a panic).
     pub fn healthy(&self) -> bool {
         self.batcher.healthy()

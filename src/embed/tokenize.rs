@@ -17,6 +17,10 @@ pub struct EncodedText {
 
 pub struct TextEncoder {
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation or special tokens, for counting (passage splitting).
+    counter: Tokenizer,
+    /// Special tokens the model adds to every text (`[CLS]`/`[SEP]`, or EOS).
+    special_tokens: usize,
     max_tokens: usize,
     eos: Option<u32>,
     pad_id: u32,
@@ -28,6 +32,8 @@ impl TextEncoder {
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| load_err(e.to_string()))?;
         // The file's own padding would pad every text to a fixed length and feed pads as real tokens.
         tokenizer.with_padding(None);
+        let mut counter = tokenizer.clone();
+        counter.with_truncation(None).map_err(|e| load_err(e.to_string()))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: manifest.max_tokens,
@@ -41,7 +47,24 @@ impl TextEncoder {
             .or_else(|| ["[PAD]", "<pad>", "<|endoftext|>"].iter().find_map(|t| tokenizer.token_to_id(t)))
             .unwrap_or(0);
         let eos = if manifest.append_eos { manifest.eos_token_id } else { None };
-        Ok(TextEncoder { tokenizer, max_tokens: manifest.max_tokens, eos, pad_id })
+        let mut encoder = TextEncoder { tokenizer, counter, special_tokens: 0, max_tokens: manifest.max_tokens, eos, pad_id };
+        encoder.special_tokens = encoder.encode("").map(|e| e.ids.len()).unwrap_or(2);
+        Ok(encoder)
+    }
+
+    /// Tokens of `text` without special tokens and without truncation.
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.counter.encode_fast(text, false).map_or(usize::MAX, |e| e.len())
+    }
+
+    /// Tokens the model adds to every text.
+    pub fn special_tokens(&self) -> usize {
+        self.special_tokens
+    }
+
+    /// The model's window less its special tokens: the longest passage embedded whole.
+    pub fn window(&self) -> usize {
+        self.max_tokens.saturating_sub(self.special_tokens).max(1)
     }
 
     pub fn pad_id(&self) -> u32 {

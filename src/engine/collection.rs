@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -23,7 +23,11 @@ use serde_json::{Map, Value};
 use super::filter::Filter;
 use super::EngineError;
 use crate::index::{self, dump, Hit, VectorIndex};
-use crate::store::{CollectionConfig, Document, DocumentStore, Metric, NewDocument, PointId, Written};
+use crate::lexical::{Accept, LexicalIndex};
+use crate::store::{CollectionConfig, Document, DocumentStore, Metric, NewDocument, PassageOf, PointId, Written};
+
+/// Metadata of every live point (a document's passages share one map).
+type MetadataCache = Arc<RwLock<HashMap<PointId, Arc<Map<String, Value>>>>>;
 
 /// Tombstones above this share of the graph trigger a rebuild of the graph from the store.
 pub const COMPACT_RATIO: f64 = 0.2;
@@ -43,7 +47,10 @@ pub struct Collection {
     /// Points written while a dump has the graph frozen.
     side: RwLock<Side>,
     tombstones: RwLock<HashSet<PointId>>,
-    metadata: RwLock<HashMap<PointId, Arc<Map<String, Value>>>>,
+    metadata: MetadataCache,
+    /// Live documents (the metadata cache counts passages).
+    documents: AtomicUsize,
+    lexical: LexicalIndex,
     writer: Mutex<()>,
     /// Held by a dump or a compaction for its whole run: they replace or read the whole graph.
     maintenance: Mutex<()>,
@@ -69,18 +76,32 @@ pub enum FilterStrategy {
     Graph,
 }
 
-/// A search hit with the stored document, when asked for.
+/// A passage found by a search, with its whole document.
 #[derive(Debug, Clone)]
 pub struct Found {
     pub point: PointId,
     pub score: f32,
     pub document: Document,
+    /// The passage's position among the document's passages.
+    pub passage: usize,
+}
+
+/// A scored point, best first in the lists that carry it (dense: similarity, or l2 distance;
+/// lexical: BM25).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub point: PointId,
+    pub score: f32,
 }
 
 /// Counters for /collections/{name} and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct IndexStats {
     pub documents: usize,
+    /// Live passages (points).
+    pub passages: usize,
+    /// Passages in the lexical index.
+    pub lexical_passages: u64,
     pub graph_points: usize,
     pub tombstones: usize,
     pub compacting: bool,
@@ -126,10 +147,16 @@ impl Collection {
         };
         let tombstones: HashSet<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
         let mut metadata = HashMap::with_capacity(live.len());
+        let mut documents = 0;
         for document in store.documents(&id)? {
             let document = document?;
-            metadata.insert(document.point, Arc::new(document.metadata));
+            documents += 1;
+            let shared = Arc::new(document.metadata);
+            for passage in &document.passages {
+                metadata.insert(passage.point, shared.clone());
+            }
         }
+        let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live)?;
         Ok(Collection {
             config,
             store,
@@ -137,7 +164,9 @@ impl Collection {
             graph: RwLock::new(graph),
             side: RwLock::new(Side::default()),
             tombstones: RwLock::new(tombstones),
-            metadata: RwLock::new(metadata),
+            metadata: Arc::new(RwLock::new(metadata)),
+            documents: AtomicUsize::new(documents),
+            lexical,
             writer: Mutex::new(()),
             maintenance: Mutex::new(()),
             compacting: AtomicBool::new(false),
@@ -164,7 +193,9 @@ impl Collection {
 
     pub fn stats(&self) -> IndexStats {
         IndexStats {
-            documents: self.metadata.read().len(),
+            documents: self.documents.load(Ordering::Relaxed),
+            passages: self.metadata.read().len(),
+            lexical_passages: self.lexical.len(),
             graph_points: self.graph.read().len() + self.side.read().points.len(),
             tombstones: self.tombstones.read().len(),
             compacting: self.compacting.load(Ordering::Relaxed),
@@ -190,40 +221,67 @@ impl Collection {
         Ok(vector)
     }
 
-    /// Writes documents (all or none) and indexes them. Returns once the write is durable.
+    /// Writes documents with their passages (all or none) and indexes them, in the graph and
+    /// the lexical index. Returns once the write is durable and searchable both ways.
     pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
         let documents = documents
             .into_iter()
             .map(|mut doc| {
                 super::validate_document_id(&doc.id)?;
-                doc.vector = self.prepare_vector(std::mem::take(&mut doc.vector))?;
+                if doc.passages.is_empty() {
+                    return Err(EngineError::InvalidDocument(format!("document '{}' has no passages", doc.id)));
+                }
+                for passage in &mut doc.passages {
+                    passage.vector = self.prepare_vector(std::mem::take(&mut passage.vector))?;
+                }
                 Ok(doc)
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         fail::fail_point!("collection.upsert.before_store");
-        let written = {
+        let (written, change) = {
             let _writer = self.writer.lock();
             let written = self.store.upsert(self.id(), &documents).map_err(|e| self.named(e))?;
-            let mut points: Vec<(PointId, Vec<f32>)> = Vec::with_capacity(documents.len());
+            let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
+            let mut texts: Vec<(PointId, &str)> = Vec::new();
+            let mut replaced: Vec<PointId> = Vec::new();
+            let mut added_documents = 0;
             // Metadata first: a point the graph can return must have its metadata for filters.
             {
                 let mut cache = self.metadata.write();
-                for (w, doc) in written.iter().zip(documents) {
-                    if let Some(old) = w.replaced {
-                        cache.remove(&old);
+                for (w, doc) in written.iter().zip(&documents) {
+                    if w.replaced.is_empty() {
+                        added_documents += 1;
                     }
-                    cache.insert(w.point, Arc::new(doc.metadata));
-                    points.push((w.point, doc.vector));
+                    for old in &w.replaced {
+                        cache.remove(old);
+                    }
+                    replaced.extend(&w.replaced);
+                    let shared = Arc::new(doc.metadata.clone());
+                    for (&point, passage) in w.points.iter().zip(&doc.passages) {
+                        cache.insert(point, shared.clone());
+                        points.push((point, passage.vector.clone()));
+                        texts.push((point, passage.span.slice(&doc.text)));
+                    }
                 }
             }
-            self.tombstones.write().extend(written.iter().filter_map(|w| w.replaced));
+            self.documents.fetch_add(added_documents, Ordering::Relaxed);
+            self.tombstones.write().extend(replaced.iter().copied());
+            let watermark = written.iter().flat_map(|w| w.points.last()).max().map_or(0, |p| p + 1);
+            let change = self.lexical.write(&texts, &replaced, watermark)?;
             self.index(points);
-            written
+            (written, change)
         };
         fail::fail_point!("collection.upsert.before_flush");
         self.store.flush()?;
+        self.commit_lexical(change)?;
         self.maybe_compact();
         Ok(written)
+    }
+
+    fn commit_lexical(&self, change: u64) -> Result<(), EngineError> {
+        let store = &self.store;
+        self.lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
+        Ok(())
     }
 
     /// Adds points to the graph, or to the side while a dump has the graph frozen. Under `writer`.
@@ -237,34 +295,50 @@ impl Collection {
         self.graph.read().clone().insert(&points);
     }
 
-    /// Deletes documents by id; returns how many existed. Durable on return.
+    /// Deletes documents by id, with all their passages; returns how many existed. Durable and
+    /// gone from both indexes on return.
     pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
-        let removed = {
+        let (removed, change) = {
             let _writer = self.writer.lock();
             let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
+            let points: Vec<PointId> = removed.iter().flatten().copied().collect();
             let mut cache = self.metadata.write();
-            removed.iter().for_each(|p| {
+            points.iter().for_each(|p| {
                 cache.remove(p);
             });
             drop(cache);
-            self.tombstones.write().extend(removed.iter().copied());
-            removed.len()
+            self.documents.fetch_sub(removed.len(), Ordering::Relaxed);
+            self.tombstones.write().extend(points.iter().copied());
+            let change = self.lexical.write(&[], &points, 0)?;
+            (removed.len(), change)
         };
         self.store.flush()?;
+        self.commit_lexical(change)?;
         self.maybe_compact();
         Ok(removed)
     }
 
     /// Deletes every document the filter matches.
     pub fn delete_where(self: &Arc<Self>, filter: &Filter) -> Result<usize, EngineError> {
-        let points = self.matching(filter);
-        let mut ids = Vec::with_capacity(points.len());
-        for point in points {
-            if let Some(doc) = self.store.get_by_point(self.id(), point).map_err(|e| self.named(e))? {
-                ids.push(doc.id);
+        let mut ids: Vec<String> = Vec::new();
+        for point in self.matching(filter) {
+            if let Some(passage) = self.passage_of(point)? {
+                ids.push(passage.document);
             }
         }
+        ids.sort_unstable();
+        ids.dedup();
         self.delete(&ids)
+    }
+
+    /// Which document a point belongs to (None once it is deleted).
+    pub fn passage_of(&self, point: PointId) -> Result<Option<PassageOf>, EngineError> {
+        self.store.passage_of(self.id(), point).map_err(|e| self.named(e))
+    }
+
+    /// Vectors of live points.
+    pub fn vectors_of(&self, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, EngineError> {
+        self.store.vectors_of(self.id(), points).map_err(|e| self.named(e))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Document>, EngineError> {
@@ -278,13 +352,20 @@ impl Collection {
         points
     }
 
-    /// The `k` nearest live documents to `vector` (already checked by `prepare_vector`), best first.
+    /// The `k` nearest live passages to `vector` (already checked by `prepare_vector`), best
+    /// first, with their documents.
     pub fn search(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>) -> Result<Vec<Found>, EngineError> {
         self.search_with(vector, k, ef, filter, FilterStrategy::Auto)
     }
 
     /// `search` with the filtered-search strategy forced (benchmarks compare them).
     pub fn search_with(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>, strategy: FilterStrategy) -> Result<Vec<Found>, EngineError> {
+        let hits = self.dense(vector, k, ef, filter, strategy)?;
+        self.fetch(&hits)
+    }
+
+    /// The `k` nearest live passages as scored points, best first.
+    pub fn dense(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>, strategy: FilterStrategy) -> Result<Vec<Scored>, EngineError> {
         let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
         let hits = match filter {
             Some(filter) => {
@@ -298,15 +379,40 @@ impl Collection {
                     FilterStrategy::Graph => false,
                 };
                 if exact {
-                    return self.exact(vector, k, &matching);
+                    self.exact(vector, k, &matching)?
+                } else {
+                    let allowed: HashSet<PointId> = matching.into_iter().collect();
+                    let accept = |p: PointId| allowed.contains(&p);
+                    self.graph_search(vector, k, ef, Some(&accept))
                 }
-                let allowed: HashSet<PointId> = matching.into_iter().collect();
-                let accept = |p: PointId| allowed.contains(&p);
-                self.graph_search(vector, k, ef, Some(&accept))
             }
             None => self.graph_search(vector, k, ef, None),
         };
-        self.fetch(hits)
+        let metric = self.config.metric;
+        Ok(hits.into_iter().map(|h| Scored { point: h.point, score: index::score(metric, h.distance) }).collect())
+    }
+
+    /// The `limit` best live passages for `query` by BM25, best first, among those `filter` matches.
+    pub fn lexical(&self, query: &str, limit: usize, filter: Option<&Filter>) -> Result<Vec<Scored>, EngineError> {
+        let metadata = self.metadata.clone();
+        let filter = filter.cloned();
+        // Liveness comes from the metadata cache: points deleted since the last commit the index
+        // saw at open are skipped here, like the graph's tombstones.
+        let accept: Accept = Arc::new(move |point| metadata.read().get(&point).is_some_and(|meta| filter.as_ref().is_none_or(|f| f.matches(meta))));
+        let hits = self.lexical.search(query, limit, accept)?;
+        Ok(hits.into_iter().map(|(point, score)| Scored { point, score }).collect())
+    }
+
+    /// The documents of scored points, in order; points deleted meanwhile are skipped.
+    pub fn fetch(&self, hits: &[Scored]) -> Result<Vec<Found>, EngineError> {
+        let mut found = Vec::with_capacity(hits.len());
+        for hit in hits {
+            let Some(passage) = self.passage_of(hit.point)? else { continue };
+            if let Some(document) = self.get(&passage.document)? {
+                found.push(Found { point: hit.point, score: hit.score, document, passage: passage.index });
+            }
+        }
+        Ok(found)
     }
 
     fn graph_search(&self, vector: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
@@ -336,8 +442,8 @@ impl Collection {
         hits
     }
 
-    /// Exact search over the given points: vectors only from the store, whole documents for the top k.
-    fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Found>, EngineError> {
+    /// Exact search over the given points: vectors only from the store.
+    fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Hit>, EngineError> {
         let mut hits: Vec<Hit> = self
             .store
             .vectors_of(self.id(), points)
@@ -347,18 +453,7 @@ impl Collection {
             .collect();
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
         hits.truncate(k);
-        self.fetch(hits)
-    }
-
-    fn fetch(&self, hits: Vec<Hit>) -> Result<Vec<Found>, EngineError> {
-        let mut found = Vec::with_capacity(hits.len());
-        for hit in hits {
-            // A point deleted between the graph walk and this read is simply skipped.
-            if let Some(document) = self.store.get_by_point(self.id(), hit.point).map_err(|e| self.named(e))? {
-                found.push(Found { point: hit.point, score: index::score(self.config.metric, hit.distance), document });
-            }
-        }
-        Ok(found)
+        Ok(hits)
     }
 
     /// Starts a background compaction when tombstones pass `COMPACT_RATIO` of the graph.
@@ -450,6 +545,24 @@ impl Collection {
     pub fn index_dir(&self) -> &std::path::Path {
         &self.index_dir
     }
+}
+
+/// Opens the collection's lexical index and brings it up to the store: replays what its last
+/// commit missed, removes what was deleted since (or rebuilds it all, when it is unusable).
+fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId, live: &HashSet<PointId>) -> Result<LexicalIndex, EngineError> {
+    let opened = LexicalIndex::open(&index_dir.join("lexical"), next_point)?;
+    let lexical = opened.index;
+    let newer = store.texts_after(&config.id, opened.replay_from.checked_sub(1))?;
+    let dead: Vec<PointId> = if opened.rebuilt { Vec::new() } else { lexical.points()?.into_iter().filter(|p| !live.contains(p)).collect() };
+    if newer.is_empty() && dead.is_empty() && !opened.rebuilt {
+        return Ok(lexical);
+    }
+    let started = std::time::Instant::now();
+    let texts: Vec<(PointId, &str)> = newer.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let change = lexical.write(&texts, &dead, next_point)?;
+    lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
+    tracing::info!(collection = %config.name, replayed = texts.len(), removed = dead.len(), rebuilt = opened.rebuilt, seconds = started.elapsed().as_secs_f32(), "lexical index caught up with the store");
+    Ok(lexical)
 }
 
 fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<dyn VectorIndex>, EngineError> {

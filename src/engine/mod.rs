@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use collection::{Collection, FilterStrategy, Found, IndexStats, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE};
+pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE};
 pub use filter::Filter;
 
 use crate::index::{validate_params, IndexError};
@@ -36,8 +36,12 @@ pub enum EngineError {
     InvalidId(String),
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
+    #[error("invalid document: {0}")]
+    InvalidDocument(String),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Lexical(#[from] crate::lexical::LexicalError),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -2,16 +2,25 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::StoreError;
+use super::{Span, StoreError};
 
-/// A document as it lies in the `docs` tree (keyed by document id).
+/// A document as it lies in the `documents` tree (keyed by document id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DocRecord {
-    pub point: u64,
     pub text: String,
     /// The metadata object as JSON text: bincode cannot carry `serde_json::Value` (it needs
     /// self-describing formats).
     pub metadata: String,
+    /// Its passages' points and character spans, in text order.
+    pub passages: Vec<(u64, Span)>,
+}
+
+/// A passage as it lies in the `passages` tree (keyed by point id, big-endian).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PassageRecord {
+    pub document: String,
+    pub index: u32,
+    pub span: Span,
     /// Little-endian f32s.
     pub vector: Vec<u8>,
 }
@@ -44,11 +53,13 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let record = DocRecord { point: 7, text: "héllo".into(), metadata: "{\"a\":1}".into(), vector: vector_to_bytes(&[1.5, -0.25]) };
-        let back: DocRecord = decode(&encode(&record), "docs").unwrap();
+        let record = DocRecord { text: "héllo".into(), metadata: "{\"a\":1}".into(), passages: vec![(7, Span { start: 0, end: 5 })] };
+        let back: DocRecord = decode(&encode(&record), "documents").unwrap();
         assert_eq!(back, record);
+        let passage = PassageRecord { document: "d".into(), index: 0, span: Span { start: 0, end: 5 }, vector: vector_to_bytes(&[1.5, -0.25]) };
+        let back: PassageRecord = decode(&encode(&passage), "passages").unwrap();
         assert_eq!(vector_from_bytes(&back.vector).unwrap(), vec![1.5, -0.25]);
         assert!(vector_from_bytes(&[0, 1, 2]).is_none());
-        assert!(decode::<DocRecord>(&[255, 255], "docs").is_err());
+        assert!(decode::<DocRecord>(&[255, 255], "documents").is_err());
     }
 }

@@ -12,11 +12,13 @@ pub mod frozen;
 mod v1_to_v2;
 #[path = "../../migrations/v2_to_v3.rs"]
 mod v2_to_v3;
+#[path = "../../migrations/v3_to_v4.rs"]
+mod v3_to_v4;
 
 type Step = fn(&sled::Db) -> Result<(), StoreError>;
 
 /// `STEPS[i]` migrates from version `i + 1` to `i + 2`.
-const STEPS: [Step; (SCHEMA_VERSION - 1) as usize] = [v1_to_v2::migrate, v2_to_v3::migrate];
+const STEPS: [Step; (SCHEMA_VERSION - 1) as usize] = [v1_to_v2::migrate, v2_to_v3::migrate, v3_to_v4::migrate];
 
 pub(crate) fn bring_up_to_date(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
     let found = match read_schema_version(db)? {
@@ -44,18 +46,18 @@ pub(crate) fn bring_up_to_date(db: &sled::Db, path: &Path) -> Result<(), StoreEr
 /// Trees a finished migration leaves behind for the next open to drop (never while a step that
 /// reads them could still run: the store is at the current version when this is asked).
 pub(crate) fn is_leftover_tree(name: &str) -> bool {
-    name == v2_to_v3::PROGRESS_TREE || name.starts_with("docs/") || name.starts_with("points/")
+    name == v2_to_v3::PROGRESS_TREE || name == v3_to_v4::PROGRESS_TREE || name.starts_with("docs/") || name.starts_with("points/")
 }
 
 #[cfg(test)]
 mod tests {
     use super::frozen;
-    use crate::store::{codec, CollectionConfig, HnswParams, Metric, ModelBinding};
+    use crate::store::{codec, Chunking, CollectionConfig, HnswParams, Metric, ModelBinding, Span};
 
-    /// Today's config must still be the v3 record: if this fails, CollectionConfig changed and
-    /// needs a v3 → v4 step (and SCHEMA_VERSION 4), not a silent change of v3's bytes.
+    /// Today's records must still be the v4 records: if this fails, a record changed and needs
+    /// a v4 → v5 step (and SCHEMA_VERSION 5), not a silent change of v4's bytes.
     #[test]
-    fn todays_config_is_the_frozen_v3_record() {
+    fn todays_records_are_the_frozen_v4_records() {
         let today = CollectionConfig {
             id: "0190-id".into(),
             name: "n".into(),
@@ -63,14 +65,19 @@ mod tests {
             metric: Metric::L2,
             hnsw: HnswParams { m: 8, ef_construction: 100, ef_search: 50 },
             created_at_ms: 42,
+            chunking: Some(Chunking { max_tokens: 100, overlap_tokens: 10 }),
         };
-        let frozen: frozen::v3::CollectionConfig = frozen::decode(&codec::encode(&today)).unwrap();
+        let frozen: frozen::v4::CollectionConfig = frozen::decode(&codec::encode(&today)).unwrap();
         assert_eq!(frozen.id, "0190-id");
-        assert_eq!(frozen.model.pooling, frozen::v3::Pooling::LastToken);
-        assert_eq!(frozen.metric, frozen::v3::Metric::L2);
+        assert_eq!(frozen.model.pooling, frozen::v4::Pooling::LastToken);
+        assert_eq!(frozen.metric, frozen::v4::Metric::L2);
+        assert_eq!(frozen.chunking, Some(frozen::v4::Chunking { max_tokens: 100, overlap_tokens: 10 }));
         assert_eq!(frozen::encode(&frozen), codec::encode(&today));
-        let record = codec::DocRecord { point: 3, text: "t".into(), metadata: "{}".into(), vector: vec![0, 0, 128, 63] };
-        let frozen_record: frozen::v3::DocRecord = frozen::decode(&codec::encode(&record)).unwrap();
+        let record = codec::DocRecord { text: "t".into(), metadata: "{}".into(), passages: vec![(3, Span { start: 0, end: 1 })] };
+        let frozen_record: frozen::v4::DocRecord = frozen::decode(&codec::encode(&record)).unwrap();
         assert_eq!(frozen::encode(&frozen_record), codec::encode(&record));
+        let passage = codec::PassageRecord { document: "d".into(), index: 2, span: Span { start: 1, end: 9 }, vector: vec![0, 0, 128, 63] };
+        let frozen_passage: frozen::v4::PassageRecord = frozen::decode(&codec::encode(&passage)).unwrap();
+        assert_eq!(frozen::encode(&frozen_passage), codec::encode(&passage));
     }
 }

@@ -11,97 +11,14 @@ pub mod migrations;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 pub use codec::{vector_from_bytes, vector_to_bytes};
 pub use sled_store::SledStore;
 
-use crate::model::Pooling;
+// The domain types, re-exported where the store's callers have always found them.
+pub use crate::domain::{Chunking, CollectionConfig, Document, HnswParams, Metric, ModelBinding, NewDocument, NewPassage, Passage, PassageOf, PointId, Span, Written};
 
 /// Current on-disk schema version. Older stores are migrated on open; newer ones are refused.
-pub const SCHEMA_VERSION: u32 = 3;
-
-/// Point ids are assigned per collection, increasing, never reused: the index's watermark is a point id.
-pub type PointId = u64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Metric {
-    /// Cosine similarity; vectors are L2-normalized on the way in.
-    #[default]
-    Cosine,
-    /// Inner product on the vectors as given.
-    Dot,
-    /// Euclidean distance.
-    L2,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HnswParams {
-    /// Links per node (hnsw_rs calls it max_nb_connection); at most 256.
-    pub m: usize,
-    pub ef_construction: usize,
-    /// Search breadth used when a search does not give one.
-    pub ef_search: usize,
-}
-
-impl Default for HnswParams {
-    fn default() -> Self {
-        HnswParams { m: 16, ef_construction: 200, ef_search: 64 }
-    }
-}
-
-/// The model a collection is bound to: a search or insert with another model is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelBinding {
-    pub name: String,
-    pub dims: usize,
-    pub pooling: Pooling,
-    pub query_instruction: Option<String>,
-}
-
-/// A collection's on-disk layout is keyed by `id`, never by `name`: a collection dropped and
-/// re-created under the same name is a different collection with fresh trees, counter and index
-/// directory, and a write still in flight for the old one cannot land in the new one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CollectionConfig {
-    /// Immutable identity (a UUID), assigned when the collection is created.
-    pub id: String,
-    pub name: String,
-    pub model: ModelBinding,
-    pub metric: Metric,
-    pub hnsw: HnswParams,
-    /// Unix time, milliseconds.
-    pub created_at_ms: u64,
-}
-
-/// A document as stored. `vector` is normalized when the collection's metric is cosine.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Document {
-    pub id: String,
-    pub point: PointId,
-    pub text: String,
-    /// A JSON object.
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub vector: Vec<f32>,
-}
-
-/// A document to write: the store assigns its point id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewDocument {
-    pub id: String,
-    pub text: String,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub vector: Vec<f32>,
-}
-
-/// What an upsert did to one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    pub point: PointId,
-    /// The point the document had before, now dead (a tombstone in the index).
-    pub replaced: Option<PointId>,
-}
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -134,23 +51,33 @@ pub trait DocumentStore: Send + Sync {
     /// false if it did not exist.
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError>;
 
-    /// Inserts or replaces documents atomically: all of them or none.
+    /// Inserts or replaces documents atomically, all of them or none: a replaced document's old
+    /// passages go in the same transaction as its new ones are written.
     fn upsert(&self, collection: &str, documents: &[NewDocument]) -> Result<Vec<Written>, StoreError>;
-    /// Deletes documents atomically; returns the points of those that existed.
-    fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<PointId>, StoreError>;
+    /// Deletes documents atomically, passages and all; returns, per document that existed, the
+    /// points of its passages.
+    fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<Vec<PointId>>, StoreError>;
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
-    fn get_by_point(&self, collection: &str, point: PointId) -> Result<Option<Document>, StoreError>;
+    /// The document and place of a live point.
+    fn passage_of(&self, collection: &str, point: PointId) -> Result<Option<PassageOf>, StoreError>;
+    /// Documents (not passages).
     fn count(&self, collection: &str) -> Result<usize, StoreError>;
-    /// Every live document, in point order (oldest first).
+    /// Every live document, in id order.
     fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
+    /// Live points above `after` with their passage text, in point order: what the lexical index misses.
+    fn texts_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, String)>, StoreError>;
     /// Vectors of the given points that are live, without decoding text or metadata (exact search).
     fn vectors_of(&self, collection: &str, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
-    /// Points of all live documents, ascending.
+    /// Points of all live passages, ascending.
     fn live_points(&self, collection: &str) -> Result<Vec<PointId>, StoreError>;
     /// The next point id to be assigned (every point below it was assigned once).
     fn next_point(&self, collection: &str) -> Result<PointId, StoreError>;
+
+    /// Problems with how documents and their passages refer to each other (empty when
+    /// consistent): orphan passages, documents listing missing passages.
+    fn check_passages(&self, collection: &str) -> Result<Vec<String>, StoreError>;
 
     /// Makes every write that returned before this call durable. Concurrent callers share flushes.
     fn flush(&self) -> Result<(), StoreError>;

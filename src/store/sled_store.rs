@@ -1,19 +1,22 @@
 //! `DocumentStore` on sled 0.34.
 //!
-//! Layout (schema v3):
+//! Layout (schema v4):
 //! - default tree: `schema_version` → u32 (big-endian)
 //! - `collections`: name → bincode `CollectionConfig` (which carries the collection's id)
 //! - `counters`: collection id → next point id (u64 big-endian); its presence means "live"
-//! - `c/<id>/docs`: document id → bincode `DocRecord`
-//! - `c/<id>/points`: point id (u64 big-endian, so iteration is in point order) → document id
+//! - `c/<id>/documents`: document id → bincode `DocRecord` (text, metadata, its passages' points)
+//! - `c/<id>/passages`: point id (u64 big-endian, so iteration is in point order) → bincode
+//!   `PassageRecord` (document id, index, span, vector)
+//!
+//! A document and its passages are written and removed in one transaction over both trees.
 
 use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::codec::{decode, encode, vector_from_bytes, vector_to_bytes, DocRecord};
+use super::codec::{decode, encode, vector_from_bytes, vector_to_bytes, DocRecord, PassageRecord};
 use super::group_commit::GroupCommit;
-use super::{migrations, CollectionConfig, Document, DocumentStore, NewDocument, PointId, StoreError, Written};
+use super::{migrations, CollectionConfig, Document, DocumentStore, NewDocument, Passage, PassageOf, PointId, StoreError, Written};
 
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 pub(crate) const COLLECTIONS: &str = "collections";
@@ -22,12 +25,15 @@ pub(crate) const COUNTERS: &str = "counters";
 /// Prefix of every per-collection tree: `c/<id>/`.
 const COLLECTION_TREE_PREFIX: &str = "c/";
 
+/// The kinds of per-collection tree this schema has: any other `c/<id>/<kind>` is left over.
+const TREE_KINDS: [&str; 2] = ["documents", "passages"];
+
 pub(crate) fn docs_tree(id: &str) -> String {
-    format!("{COLLECTION_TREE_PREFIX}{id}/docs")
+    format!("{COLLECTION_TREE_PREFIX}{id}/documents")
 }
 
 pub(crate) fn points_tree(id: &str) -> String {
-    format!("{COLLECTION_TREE_PREFIX}{id}/points")
+    format!("{COLLECTION_TREE_PREFIX}{id}/passages")
 }
 
 pub struct SledStore {
@@ -59,7 +65,7 @@ impl SledStore {
         for name in self.db.tree_names() {
             let Ok(name) = std::str::from_utf8(&name) else { continue };
             let orphan = match name.strip_prefix(COLLECTION_TREE_PREFIX).and_then(|rest| rest.split_once('/')) {
-                Some((id, _)) => !self.counters.contains_key(id)?,
+                Some((id, kind)) => !TREE_KINDS.contains(&kind) || !self.counters.contains_key(id)?,
                 None => migrations::is_leftover_tree(name),
             };
             if orphan {
@@ -82,6 +88,42 @@ impl SledStore {
         self.counters.iter().keys().map(|k| Ok(String::from_utf8_lossy(&k?).into_owned())).collect()
     }
 
+    /// A passage whose document does not list it, or a document listing a missing passage: crash
+    /// tests check that no kill leaves either.
+    fn passage_problems(&self, collection: &str) -> Result<Vec<String>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let (docs_name, points_name) = (docs_tree(collection), points_tree(collection));
+        let mut problems = Vec::new();
+        let mut listed = std::collections::HashSet::new();
+        for entry in docs.iter() {
+            let (id, bytes) = entry?;
+            let id = String::from_utf8_lossy(&id).into_owned();
+            let record: DocRecord = decode(&bytes, &docs_name)?;
+            if record.passages.is_empty() {
+                problems.push(format!("document {id} has no passages"));
+            }
+            for (index, (point, span)) in record.passages.iter().enumerate() {
+                listed.insert(*point);
+                match points.get(point_key(*point))? {
+                    None => problems.push(format!("document {id} lists point {point}, which is missing")),
+                    Some(bytes) => {
+                        let passage = passage_record(&bytes, &points_name)?;
+                        if passage.document != id || passage.index as usize != index || passage.span != *span {
+                            problems.push(format!("point {point} disagrees with document {id} about its place"));
+                        }
+                    }
+                }
+            }
+        }
+        for key in points.iter().keys() {
+            let point = point_from_key(&key?).unwrap_or(u64::MAX);
+            if !listed.contains(&point) {
+                problems.push(format!("point {point} belongs to no document (an orphan passage)"));
+            }
+        }
+        Ok(problems)
+    }
+
     fn document(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
         let tree = docs_tree(collection);
         let record: DocRecord = decode(bytes, &tree)?;
@@ -92,17 +134,18 @@ impl SledStore {
         };
         Ok(Document {
             id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
-            point: record.point,
             text: record.text,
             metadata,
-            vector: vector_from_bytes(&record.vector).ok_or_else(|| corrupt("vector length is not a multiple of 4".into()))?,
+            passages: record.passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
         })
     }
 }
 
-/// The vector of an encoded document record.
-fn record_vector(bytes: &[u8], tree: &str) -> Result<Vec<f32>, StoreError> {
-    let record: DocRecord = decode(bytes, tree)?;
+fn passage_record(bytes: &[u8], tree: &str) -> Result<PassageRecord, StoreError> {
+    decode(bytes, tree)
+}
+
+fn record_vector(record: &PassageRecord, tree: &str) -> Result<Vec<f32>, StoreError> {
     vector_from_bytes(&record.vector).ok_or_else(|| StoreError::Corrupt { tree: tree.to_owned(), message: "vector length is not a multiple of 4".into() })
 }
 
@@ -173,6 +216,7 @@ impl DocumentStore for SledStore {
         let (docs, points) = self.trees(collection)?;
         // Outside the transaction closure, which sled may run more than once.
         let metadata: Vec<String> = documents.iter().map(|doc| serde_json::to_string(&doc.metadata).unwrap_or_else(|_| "{}".to_owned())).collect();
+        let vectors: Vec<Vec<Vec<u8>>> = documents.iter().map(|doc| doc.passages.iter().map(|p| vector_to_bytes(&p.vector)).collect()).collect();
         let docs_name = docs_tree(collection);
         (&docs, &points, &self.counters)
             .transaction(|(docs_tx, points_tx, counters_tx)| {
@@ -181,36 +225,43 @@ impl DocumentStore for SledStore {
                     .get(collection)?
                     .and_then(|bytes| point_from_key(&bytes))
                     .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::CollectionNotFound(collection.to_owned())))?;
+                let mut next = first;
                 let mut written = Vec::with_capacity(documents.len());
-                for (offset, (doc, metadata)) in documents.iter().zip(&metadata).enumerate() {
+                for ((doc, metadata), vectors) in documents.iter().zip(&metadata).zip(&vectors) {
                     let id = &doc.id;
-                    let point = first + offset as u64;
-                    let replaced = match docs_tx.get(id.as_bytes())? {
-                        Some(old) => {
-                            let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
-                            points_tx.remove(&point_key(old.point))?;
-                            // A repeated id within this batch replaces a point that was never committed.
-                            (old.point < first).then_some(old.point)
+                    let mut replaced = Vec::new();
+                    if let Some(old) = docs_tx.get(id.as_bytes())? {
+                        let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
+                        for (point, _) in old.passages {
+                            points_tx.remove(&point_key(point))?;
+                            // A repeated id within this batch replaces points that were never committed.
+                            if point < first {
+                                replaced.push(point);
+                            }
                         }
-                        None => None,
-                    };
+                    }
+                    let mut new_points = Vec::with_capacity(doc.passages.len());
+                    for (index, (passage, vector)) in doc.passages.iter().zip(vectors).enumerate() {
+                        let record = PassageRecord { document: id.clone(), index: index as u32, span: passage.span, vector: vector.clone() };
+                        points_tx.insert(&point_key(next), encode(&record))?;
+                        new_points.push(next);
+                        next += 1;
+                    }
                     let record = DocRecord {
-                        point,
                         text: doc.text.clone(),
                         metadata: metadata.clone(),
-                        vector: vector_to_bytes(&doc.vector),
+                        passages: new_points.iter().zip(&doc.passages).map(|(&point, p)| (point, p.span)).collect(),
                     };
                     docs_tx.insert(id.as_bytes(), encode(&record))?;
-                    points_tx.insert(&point_key(point), id.as_bytes())?;
-                    written.push(Written { point, replaced });
+                    written.push(Written { points: new_points, replaced });
                 }
-                counters_tx.insert(collection, &(first + documents.len() as u64).to_be_bytes())?;
+                counters_tx.insert(collection, &next.to_be_bytes())?;
                 Ok(written)
             })
             .map_err(unwrap_tx)
     }
 
-    fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<PointId>, StoreError> {
+    fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<Vec<PointId>>, StoreError> {
         let (docs, points) = self.trees(collection)?;
         let docs_name = docs_tree(collection);
         (&docs, &points)
@@ -219,8 +270,10 @@ impl DocumentStore for SledStore {
                 for id in ids {
                     if let Some(old) = docs_tx.remove(id.as_bytes())? {
                         let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
-                        points_tx.remove(&point_key(old.point))?;
-                        removed.push(old.point);
+                        for (point, _) in &old.passages {
+                            points_tx.remove(&point_key(*point))?;
+                        }
+                        removed.push(old.passages.into_iter().map(|(point, _)| point).collect());
                     }
                 }
                 Ok(removed)
@@ -233,51 +286,69 @@ impl DocumentStore for SledStore {
         docs.get(id.as_bytes())?.map(|bytes| self.document(id.as_bytes(), &bytes, collection)).transpose()
     }
 
-    fn get_by_point(&self, collection: &str, point: PointId) -> Result<Option<Document>, StoreError> {
-        let (docs, points) = self.trees(collection)?;
-        let Some(id) = points.get(point_key(point))? else { return Ok(None) };
-        docs.get(&id)?.map(|bytes| self.document(&id, &bytes, collection)).transpose()
+    fn passage_of(&self, collection: &str, point: PointId) -> Result<Option<PassageOf>, StoreError> {
+        let (_, points) = self.trees(collection)?;
+        let Some(bytes) = points.get(point_key(point))? else { return Ok(None) };
+        let record = passage_record(&bytes, &points_tree(collection))?;
+        Ok(Some(PassageOf { document: record.document, index: record.index as usize, span: record.span }))
     }
 
     fn count(&self, collection: &str) -> Result<usize, StoreError> {
-        Ok(self.trees(collection)?.1.len())
+        Ok(self.trees(collection)?.0.len())
     }
 
     fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
-        let (docs, points) = self.trees(collection)?;
+        let (docs, _) = self.trees(collection)?;
         let collection = collection.to_owned();
-        Ok(Box::new(points.iter().values().filter_map(move |id| {
-            let fetch = || -> Result<Option<Document>, StoreError> {
-                let id = id?;
-                docs.get(&id)?.map(|bytes| self.document(&id, &bytes, &collection)).transpose()
-            };
-            fetch().transpose()
+        Ok(Box::new(docs.iter().map(move |entry| {
+            let (id, bytes) = entry?;
+            self.document(&id, &bytes, &collection)
         })))
     }
 
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError> {
-        let (docs, points) = self.trees(collection)?;
-        let docs_name = docs_tree(collection);
+        let (_, points) = self.trees(collection)?;
+        let tree = points_tree(collection);
         let start = after.map_or(0, |p| p.saturating_add(1));
         let mut out = Vec::new();
         for entry in points.range(point_key(start)..) {
-            let (key, id) = entry?;
-            let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: points_tree(collection), message: "bad key".into() })?;
-            if let Some(bytes) = docs.get(&id)? {
-                out.push((point, record_vector(&bytes, &docs_name)?));
+            let (key, bytes) = entry?;
+            let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: tree.clone(), message: "bad key".into() })?;
+            out.push((point, record_vector(&passage_record(&bytes, &tree)?, &tree)?));
+        }
+        Ok(out)
+    }
+
+    fn texts_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, String)>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let tree = points_tree(collection);
+        let start = after.map_or(0, |p| p.saturating_add(1));
+        let mut out = Vec::new();
+        // A document's passages are consecutive points: decode each document's text once.
+        let mut current: Option<(String, String)> = None;
+        for entry in points.range(point_key(start)..) {
+            let (key, bytes) = entry?;
+            let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: tree.clone(), message: "bad key".into() })?;
+            let record = passage_record(&bytes, &tree)?;
+            if current.as_ref().is_none_or(|(id, _)| *id != record.document) {
+                let Some(doc) = docs.get(record.document.as_bytes())? else { continue };
+                let doc: DocRecord = decode(&doc, &docs_tree(collection))?;
+                current = Some((record.document.clone(), doc.text));
+            }
+            if let Some((_, text)) = &current {
+                out.push((point, record.span.slice(text).to_owned()));
             }
         }
         Ok(out)
     }
 
     fn vectors_of(&self, collection: &str, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, StoreError> {
-        let (docs, points_tree) = self.trees(collection)?;
-        let docs_name = docs_tree(collection);
+        let (_, points_tree_) = self.trees(collection)?;
+        let tree = points_tree(collection);
         let mut out = Vec::with_capacity(points.len());
         for &point in points {
-            let Some(id) = points_tree.get(point_key(point))? else { continue };
-            let Some(bytes) = docs.get(&id)? else { continue };
-            out.push((point, record_vector(&bytes, &docs_name)?));
+            let Some(bytes) = points_tree_.get(point_key(point))? else { continue };
+            out.push((point, record_vector(&passage_record(&bytes, &tree)?, &tree)?));
         }
         Ok(out)
     }
@@ -299,6 +370,10 @@ impl DocumentStore for SledStore {
             .get(collection)?
             .and_then(|bytes| point_from_key(&bytes))
             .ok_or_else(|| StoreError::CollectionNotFound(collection.to_owned()))
+    }
+
+    fn check_passages(&self, collection: &str) -> Result<Vec<String>, StoreError> {
+        self.passage_problems(collection)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -129,11 +129,12 @@ pub fn vector_collection(name: &str, dims: usize, metric: akidb::store::Metric) 
         metric,
         hnsw: akidb::store::HnswParams::default(),
         created_at_ms: 0,
+        chunking: None,
     }
 }
 
 pub fn new_doc(id: String, vector: Vec<f32>, metadata: serde_json::Value) -> akidb::store::NewDocument {
-    akidb::store::NewDocument { id, text: String::new(), metadata: metadata.as_object().cloned().unwrap_or_default(), vector }
+    akidb::store::NewDocument::single(id, String::new(), metadata.as_object().cloned().unwrap_or_default(), vector)
 }
 
 /// Top-k ids by cosine similarity among `candidates`, brute force.

@@ -1,20 +1,17 @@
-//! Documents: add (embed → store → index), get, delete.
+//! Documents: add (split → embed → store → index, in the service layer), get, delete.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 
-use super::collections::{blocking, bound_model};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{AddDocumentsRequest, AddDocumentsResponse, DeleteDocumentsRequest, Deleted, DocumentResponse, GetDocumentQuery};
-use crate::embed::EmbeddingProvider;
-use crate::engine::{validate_document_id, Filter};
-use crate::store::NewDocument;
+use crate::api::types::{AddDocumentsRequest, AddDocumentsResponse, DeleteDocumentsRequest, Deleted, DocumentResponse, GetDocumentQuery, PassageInfo};
+use crate::engine::Filter;
+use crate::service::DocumentInput;
 
 #[utoipa::path(post, path = "/collections/{name}/documents", tag = "documents", params(("name" = String, Path)),
     request_body = AddDocumentsRequest,
@@ -26,45 +23,9 @@ pub async fn add_documents(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<AddDocumentsRequest>,
 ) -> Result<Json<AddDocumentsResponse>, ApiError> {
-    let loaded = state.loaded()?;
-    let collection = loaded.engine.collection(&name)?;
-    let limits = &state.limits;
-    if request.documents.is_empty() {
-        return Err(ApiError::bad_request("documents must not be empty"));
-    }
-    if request.documents.len() > limits.max_batch_documents {
-        return Err(ApiError::too_large(format!("at most {} documents per request, got {}", limits.max_batch_documents, request.documents.len())));
-    }
-    let mut seen = HashSet::with_capacity(request.documents.len());
-    let mut prepared = Vec::with_capacity(request.documents.len());
-    for (i, doc) in request.documents.into_iter().enumerate() {
-        let id = doc.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        validate_document_id(&id).map_err(|e| ApiError::bad_request(format!("documents[{i}].id: {e}")))?;
-        if !seen.insert(id.clone()) {
-            return Err(ApiError::bad_request(format!("documents[{i}].id: '{id}' appears twice in this request")));
-        }
-        if doc.text.trim().is_empty() {
-            return Err(ApiError::bad_request(format!("documents[{i}].text is empty")));
-        }
-        let metadata = doc.metadata.unwrap_or_default();
-        let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |b| b.len());
-        if size > limits.max_metadata_bytes {
-            return Err(ApiError::too_large(format!("documents[{i}].metadata is {size} bytes; the limit is {}", limits.max_metadata_bytes)));
-        }
-        prepared.push((id, doc.text, metadata));
-    }
-    let provider = bound_model(loaded, &collection)?;
-    let embeddings = provider.embed_documents(prepared.iter().map(|(_, text, _)| text.clone()).collect()).await?;
-    let response = AddDocumentsResponse {
-        ids: prepared.iter().map(|(id, _, _)| id.clone()).collect(),
-        truncated: embeddings.iter().map(|e| e.truncated).collect(),
-        tokens: embeddings.iter().map(|e| e.tokens).collect(),
-    };
-    let documents: Vec<NewDocument> = prepared
-        .into_iter()
-        .zip(embeddings)
-        .map(|((id, text, metadata), e)| NewDocument { id, text, metadata, vector: e.embedding })
-        .collect();
+    let service = state.loaded()?;
+    let inputs = request.documents.into_iter().map(|d| DocumentInput { id: d.id, text: d.text, metadata: d.metadata }).collect();
+    let prepared = service.prepare_ingest(&name, inputs).await?;
     // Tests delay here (asynchronously, so the timeout can win) to reach the 408 path.
     #[cfg(feature = "failpoints")]
     if let Some(ms) = (|| -> Option<u64> {
@@ -75,8 +36,13 @@ pub async fn add_documents(
     }
     // From here on the write is committed to: the request timeout no longer applies.
     gate.commit()?;
-    blocking(move || Ok(collection.upsert(documents)?)).await?;
-    Ok(Json(response))
+    let report = prepared.write().await?;
+    Ok(Json(AddDocumentsResponse {
+        ids: report.iter().map(|r| r.id.clone()).collect(),
+        truncated: report.iter().map(|r| r.truncated).collect(),
+        tokens: report.iter().map(|r| r.tokens).collect(),
+        passages: report.iter().map(|r| r.passages).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "documents",
@@ -87,14 +53,18 @@ pub async fn get_document(
     Path((name, id)): Path<(String, String)>,
     Query(query): Query<GetDocumentQuery>,
 ) -> Result<Json<DocumentResponse>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
-    let document = blocking(move || Ok(collection.get(&id)?.ok_or_else(|| ApiError::not_found("document_not_found", format!("document '{id}' not found"))))).await??;
-    Ok(Json(DocumentResponse {
-        id: document.id,
-        text: document.text,
-        metadata: document.metadata,
-        vector: query.include_vector.then_some(document.vector),
-    }))
+    let (document, vectors) = state.loaded()?.get_document_with(&name, &id, query.include_vector).await?;
+    let mut vectors = vectors.map(|v| v.into_iter());
+    let passages: Vec<PassageInfo> = document
+        .passages
+        .iter()
+        .map(|p| PassageInfo { start: p.span.start, end: p.span.end, vector: vectors.as_mut().and_then(|v| v.next()) })
+        .collect();
+    let vector = match passages.as_slice() {
+        [only] => only.vector.clone(),
+        _ => None,
+    };
+    Ok(Json(DocumentResponse { id: document.id, text: document.text, metadata: document.metadata, passages, vector }))
 }
 
 #[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "documents",
@@ -105,11 +75,12 @@ pub async fn delete_document(
     Extension(gate): Extension<WriteGate>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
+    let service = state.loaded()?;
+    service.collection(&name)?;
     gate.commit()?;
-    let deleted = blocking(move || Ok(collection.delete(&[id.clone()])?)).await?;
+    let deleted = service.delete_documents(&name, Some(vec![id.clone()]), None).await?;
     if deleted == 0 {
-        return Err(ApiError::not_found("document_not_found", "document not found"));
+        return Err(ApiError::not_found("document_not_found", format!("document '{id}' not found")));
     }
     Ok(Json(Deleted { deleted }))
 }
@@ -123,24 +94,13 @@ pub async fn delete_documents(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<DeleteDocumentsRequest>,
 ) -> Result<Json<Deleted>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
+    let service = state.loaded()?;
+    service.collection(&name)?;
     let filter = request.filter.as_ref().map(Filter::parse).transpose().map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_filter", e))?;
-    let deleted = match (request.ids, filter) {
-        (None, None) => return Err(ApiError::bad_request("give ids, where, or both")),
-        (ids, filter) => {
-            gate.commit()?;
-            blocking(move || {
-                let mut deleted = 0;
-                if let Some(ids) = ids {
-                    deleted += collection.delete(&ids)?;
-                }
-                if let Some(filter) = filter {
-                    deleted += collection.delete_where(&filter)?;
-                }
-                Ok(deleted)
-            })
-            .await?
-        }
-    };
+    if request.ids.is_none() && filter.is_none() {
+        return Err(ApiError::bad_request("give ids, where, or both"));
+    }
+    gate.commit()?;
+    let deleted = service.delete_documents(&name, request.ids, filter).await?;
     Ok(Json(Deleted { deleted }))
 }

@@ -51,7 +51,7 @@ pub async fn create_embeddings(State(state): State<Arc<AppState>>, ApiJson(reque
     if texts.len() > state.limits.max_batch_queries {
         return Err(ApiError::too_large(format!("at most {} inputs per request, got {}", state.limits.max_batch_queries, texts.len())));
     }
-    let provider = loaded.model(&request.model)?;
+    let provider = loaded.model(&request.model).map_err(ApiError::from)?;
     // A few texts: someone is waiting on them, like a search query. Many: a bulk job.
     let priority = if texts.len() <= INTERACTIVE_MAX_INPUTS { Priority::Interactive } else { Priority::Bulk };
     let embeddings = provider.embed(EmbedRequest::documents(texts).with_dims(request.dimensions).with_priority(priority)).await?;

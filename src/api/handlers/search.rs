@@ -1,4 +1,4 @@
-//! Semantic search: a text query (embedded with the collection's model) or a vector.
+//! Search: parse the request, call the service, shape the hits.
 
 use std::sync::Arc;
 
@@ -6,95 +6,57 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
-use super::collections::{blocking, bound_model};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
-use crate::api::state::{AppState, Limits};
-use crate::api::types::{BatchSearchRequest, BatchSearchResponse, Include, SearchHit, SearchRequest, SearchResponse};
-use crate::embed::{EmbedRequest, EmbeddingProvider};
-use crate::engine::{Collection, Filter, Found};
+use crate::api::state::AppState;
+use crate::api::types::{BatchSearchRequest, BatchSearchResponse, Include, PassageRef, SearchHit, SearchMode, SearchRequest, SearchResponse};
+use crate::engine::Filter;
+use crate::service::{self, Fusion, Mode, SearchQuery};
 
 const DEFAULT_K: usize = 10;
 
-/// A search request checked against the limits, before any embedding is done.
-struct Checked {
-    query: Option<String>,
-    vector: Option<Vec<f32>>,
-    k: usize,
-    ef: Option<usize>,
-    filter: Option<Filter>,
-    include: Vec<Include>,
-}
-
-fn check(request: SearchRequest, limits: &Limits, at: &str) -> Result<Checked, ApiError> {
-    let k = request.k.unwrap_or(DEFAULT_K);
-    if k == 0 || k > limits.max_k {
-        return Err(ApiError::bad_request(format!("{at}k must be in 1..={}, got {k}", limits.max_k)));
-    }
-    if let Some(ef) = request.ef {
-        if ef == 0 || ef > 10_000 {
-            return Err(ApiError::bad_request(format!("{at}ef must be in 1..=10000, got {ef}")));
-        }
-    }
-    match (&request.query, &request.vector) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request(format!("{at}give query or vector, not both"))),
-        (None, None) => return Err(ApiError::bad_request(format!("{at}give query (text) or vector"))),
-        (Some(q), None) if q.trim().is_empty() => return Err(ApiError::bad_request(format!("{at}query is empty"))),
-        _ => {}
-    }
+fn parse(request: SearchRequest, at: &str) -> Result<SearchQuery, ApiError> {
     let filter = request
         .filter
         .as_ref()
         .map(Filter::parse)
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", format!("{at}where: {e}")))?;
-    Ok(Checked {
+    let include = request.include.unwrap_or_else(|| vec![Include::Text, Include::Metadata]);
+    let defaults = Fusion::default();
+    let weights = request.weights;
+    Ok(SearchQuery {
         query: request.query,
         vector: request.vector,
-        k,
+        k: request.k.unwrap_or(DEFAULT_K),
         ef: request.ef,
         filter,
-        include: request.include.unwrap_or_else(|| vec![Include::Text, Include::Metadata]),
+        mode: request.mode.map(|m| match m {
+            SearchMode::Dense => Mode::Dense,
+            SearchMode::Lexical => Mode::Lexical,
+            SearchMode::Hybrid => Mode::Hybrid,
+        }),
+        passages: request.passages.unwrap_or(false),
+        fusion: Fusion {
+            rrf_k: request.rrf_k.unwrap_or(defaults.rrf_k),
+            dense_weight: weights.and_then(|w| w.dense).unwrap_or(defaults.dense_weight),
+            lexical_weight: weights.and_then(|w| w.lexical).unwrap_or(defaults.lexical_weight),
+        },
+        include_text: include.contains(&Include::Text),
+        include_metadata: include.contains(&Include::Metadata),
+        include_vector: include.contains(&Include::Vector),
     })
 }
 
-fn hit(found: Found, include: &[Include]) -> SearchHit {
-    let has = |field| include.contains(&field);
+fn hit(h: service::SearchHit) -> SearchHit {
     SearchHit {
-        id: found.document.id,
-        score: found.score,
-        text: has(Include::Text).then_some(found.document.text),
-        metadata: has(Include::Metadata).then_some(found.document.metadata),
-        vector: has(Include::Vector).then_some(found.document.vector),
+        id: h.id,
+        score: h.score,
+        passage: PassageRef { index: h.passage, start: h.span.start, end: h.span.end },
+        text: h.text,
+        metadata: h.metadata,
+        vector: h.vector,
     }
-}
-
-/// Embeds the text queries among `checked` in one model call, in order.
-async fn query_vectors(state: &AppState, collection: &Collection, checked: &mut [Checked]) -> Result<(), ApiError> {
-    let texts: Vec<String> = checked.iter().filter_map(|c| c.query.clone()).collect();
-    if texts.is_empty() {
-        return Ok(());
-    }
-    let provider = bound_model(state.loaded()?, collection)?;
-    let mut vectors = provider.embed(EmbedRequest::queries(texts)).await?.into_iter();
-    for c in checked.iter_mut().filter(|c| c.query.is_some()) {
-        c.vector = vectors.next().map(|e| e.embedding);
-    }
-    Ok(())
-}
-
-async fn run(collection: Arc<Collection>, checked: Vec<Checked>) -> Result<Vec<Vec<SearchHit>>, ApiError> {
-    blocking(move || {
-        checked
-            .into_iter()
-            .map(|c| {
-                let vector = collection.prepare_vector(c.vector.unwrap_or_default())?;
-                let found = collection.search(&vector, c.k, c.ef, c.filter.as_ref())?;
-                Ok(found.into_iter().map(|f| hit(f, &c.include)).collect())
-            })
-            .collect()
-    })
-    .await
 }
 
 #[utoipa::path(post, path = "/collections/{name}/search", tag = "search", params(("name" = String, Path)),
@@ -106,11 +68,10 @@ pub async fn search(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
-    let mut checked = vec![check(request, &state.limits, "")?];
-    query_vectors(&state, &collection, &mut checked).await?;
-    let results = run(collection, checked).await?.pop().unwrap_or_default();
-    Ok(Json(SearchResponse { results }))
+    let service = state.loaded()?;
+    let query = parse(request, "")?;
+    let results = service.search_one(&name, query).await?;
+    Ok(Json(SearchResponse { results: results.into_iter().map(hit).collect() }))
 }
 
 #[utoipa::path(post, path = "/collections/{name}/search/batch", tag = "search", params(("name" = String, Path)),
@@ -122,19 +83,13 @@ pub async fn search_batch(
     Path(name): Path<String>,
     ApiJson(request): ApiJson<BatchSearchRequest>,
 ) -> Result<Json<BatchSearchResponse>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
-    if request.searches.is_empty() {
-        return Err(ApiError::bad_request("searches must not be empty"));
+    let service = state.loaded()?;
+    service.collection(&name)?;
+    if request.searches.len() > service.limits.max_batch_queries {
+        return Err(ApiError::too_large(format!("at most {} searches per request, got {}", service.limits.max_batch_queries, request.searches.len())));
     }
-    if request.searches.len() > state.limits.max_batch_queries {
-        return Err(ApiError::too_large(format!("at most {} searches per request, got {}", state.limits.max_batch_queries, request.searches.len())));
-    }
-    let mut checked = request
-        .searches
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| check(s, &state.limits, &format!("searches[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
-    query_vectors(&state, &collection, &mut checked).await?;
-    Ok(Json(BatchSearchResponse { results: run(collection, checked).await? }))
+    let queries = request.searches.into_iter().enumerate().map(|(i, s)| parse(s, &format!("searches[{i}].")));
+    let queries = queries.collect::<Result<Vec<_>, _>>()?;
+    let results = service.search(&name, queries).await?;
+    Ok(Json(BatchSearchResponse { results: results.into_iter().map(|r| r.into_iter().map(hit).collect()).collect() }))
 }

@@ -1,0 +1,124 @@
+//! Ingest: validate → split into passages → embed → store and index.
+//!
+//! In two steps, so that an interface can check a deadline between them: `prepare` does
+//! everything that writes nothing (validation, splitting, embedding); `PreparedIngest::write`
+//! commits. A request abandoned before `write` has changed nothing.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{blocking, Service, ServiceError, Splitter};
+use crate::domain::{NewDocument, NewPassage, Span, Written};
+use crate::engine::{validate_document_id, Collection};
+use crate::embed::EmbeddingProvider;
+
+/// A document as a client sends it.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentInput {
+    /// A UUIDv7 is generated when absent.
+    pub id: Option<String>,
+    pub text: String,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// What was ingested, per document, in request order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ingested {
+    pub id: String,
+    pub passages: usize,
+    /// Tokens embedded, special tokens included.
+    pub tokens: usize,
+    /// Some text was cut at the model's window (only without chunking).
+    pub truncated: bool,
+}
+
+/// Embedded and ready to write.
+pub struct PreparedIngest {
+    collection: Arc<Collection>,
+    documents: Vec<NewDocument>,
+    report: Vec<Ingested>,
+}
+
+impl PreparedIngest {
+    /// Stores and indexes the documents, all or none; durable and searchable on return.
+    pub async fn write(self) -> Result<Vec<Ingested>, ServiceError> {
+        let PreparedIngest { collection, documents, report } = self;
+        blocking(move || {
+            let written: Vec<Written> = collection.upsert(documents)?;
+            debug_assert_eq!(written.len(), report.len());
+            Ok(report)
+        })
+        .await
+    }
+
+    pub fn report(&self) -> &[Ingested] {
+        &self.report
+    }
+}
+
+impl Service {
+    /// Checks, splits and embeds documents for `collection` without writing anything.
+    pub async fn prepare_ingest(&self, collection: &str, inputs: Vec<DocumentInput>) -> Result<PreparedIngest, ServiceError> {
+        let collection = self.collection(collection)?;
+        let limits = &self.limits;
+        if inputs.is_empty() {
+            return Err(ServiceError::invalid("documents must not be empty"));
+        }
+        if inputs.len() > limits.max_batch_documents {
+            return Err(ServiceError::TooLarge(format!("at most {} documents per request, got {}", limits.max_batch_documents, inputs.len())));
+        }
+        let mut seen = HashSet::with_capacity(inputs.len());
+        let mut checked = Vec::with_capacity(inputs.len());
+        for (i, doc) in inputs.into_iter().enumerate() {
+            let id = doc.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            validate_document_id(&id).map_err(|e| ServiceError::Invalid { code: "invalid_id", message: format!("documents[{i}].id: {e}") })?;
+            if !seen.insert(id.clone()) {
+                return Err(ServiceError::invalid(format!("documents[{i}].id: '{id}' appears twice in this request")));
+            }
+            if doc.text.trim().is_empty() {
+                return Err(ServiceError::invalid(format!("documents[{i}].text is empty")));
+            }
+            let metadata = doc.metadata.unwrap_or_default();
+            let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |b| b.len());
+            if size > limits.max_metadata_bytes {
+                return Err(ServiceError::TooLarge(format!("documents[{i}].metadata is {size} bytes; the limit is {}", limits.max_metadata_bytes)));
+            }
+            checked.push((id, doc.text, metadata));
+        }
+        let provider = self.bound_model(&collection)?.clone();
+        let splitter = Splitter::new(collection.config.chunking, provider.encoder().clone()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
+        // Splitting counts tokens over and over: CPU work, off the async workers.
+        let (checked, spans) = blocking(move || {
+            let spans: Vec<Vec<Span>> = checked.iter().map(|(_, text, _)| splitter.split(text)).collect();
+            Ok((checked, spans))
+        })
+        .await?;
+        let texts: Vec<String> = checked.iter().zip(&spans).flat_map(|((_, text, _), spans)| spans.iter().map(|s| s.slice(text).to_owned())).collect();
+        let mut embeddings = provider.embed_documents(texts).await?.into_iter();
+        let mut documents = Vec::with_capacity(checked.len());
+        let mut report = Vec::with_capacity(checked.len());
+        for ((id, text, metadata), spans) in checked.into_iter().zip(spans) {
+            let (mut tokens, mut truncated) = (0, false);
+            let mut passages = Vec::with_capacity(spans.len());
+            for span in spans {
+                let embedding = embeddings.next().ok_or_else(|| ServiceError::Worker("the model returned fewer vectors than texts".into()))?;
+                tokens += embedding.tokens;
+                truncated |= embedding.truncated;
+                passages.push(NewPassage { span, vector: embedding.embedding });
+            }
+            if truncated {
+                tracing::warn!(collection = %collection.name(), document = %id, "document truncated at the model's window (the collection has no chunking): its end is not searchable");
+            }
+            report.push(Ingested { id: id.clone(), passages: passages.len(), tokens, truncated });
+            documents.push(NewDocument { id, text, metadata, passages });
+        }
+        Ok(PreparedIngest { collection, documents, report })
+    }
+
+    /// `prepare_ingest` then `write`, for callers with no deadline to check between them.
+    pub async fn ingest(&self, collection: &str, inputs: Vec<DocumentInput>) -> Result<Vec<Ingested>, ServiceError> {
+        self.prepare_ingest(collection, inputs).await?.write().await
+    }
+}

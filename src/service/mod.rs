@@ -1,0 +1,244 @@
+//! The service layer: what every interface calls (the REST handlers, the examples, the CLI).
+//!
+//! Ingest = validate → split into passages → embed (bulk lane) → store + index. Search = embed
+//! the query (interactive lane) → dense | lexical → fuse → group by document → fetch. Handlers
+//! only parse, call and map `ServiceError` to HTTP; nothing here knows about HTTP.
+
+pub mod ingest;
+pub mod passages;
+pub mod search;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::{Chunking, CollectionConfig, HnswParams, Metric, ModelBinding};
+use crate::embed::{EmbedError, EmbeddingProvider, OnnxProvider};
+use crate::engine::{Collection, Engine, EngineError};
+
+pub use ingest::{DocumentInput, Ingested, PreparedIngest};
+pub use passages::{default_chunking, Splitter};
+pub use search::{Fusion, Mode, SearchHit, SearchQuery};
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most documents in one add request.
+    pub max_batch_documents: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Requests served at once; more get 503 with Retry-After.
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    /// Largest metadata object per document, serialized.
+    pub max_metadata_bytes: usize,
+    pub max_k: usize,
+    /// Most searches in one batch request, and most inputs in one embeddings request.
+    pub max_batch_queries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch_documents: 1024,
+            max_body_bytes: 32 * 1024 * 1024,
+            max_in_flight: 512,
+            request_timeout: Duration::from_secs(120),
+            max_metadata_bytes: 64 * 1024,
+            max_k: 1000,
+            max_batch_queries: 2048,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is wrong; `code` is a stable machine-readable name.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("model '{name}' is not loaded by this server; loaded: {loaded:?}")]
+    ModelNotFound { name: String, loaded: Vec<String> },
+    #[error("document '{0}' not found")]
+    DocumentNotFound(String),
+    #[error("collection '{collection}' is bound to model '{model}', which this server has not loaded")]
+    ModelNotLoaded { collection: String, model: String },
+    #[error("collection '{0}' was built with a different model than the one loaded under its name: {1}")]
+    ModelMismatch(String, String),
+    #[error("no model is loaded")]
+    NoModel,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Embed(#[from] Arc<EmbedError>),
+    #[error("worker task failed: {0}")]
+    Worker(String),
+}
+
+impl ServiceError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ServiceError::Invalid { code: "invalid_request", message: message.into() }
+    }
+}
+
+impl From<tokio::task::JoinError> for ServiceError {
+    fn from(err: tokio::task::JoinError) -> Self {
+        ServiceError::Worker(err.to_string())
+    }
+}
+
+/// Runs blocking engine work (sled, fsync, graph, tantivy) off the async workers.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// How a new collection splits documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChunkingChoice {
+    /// The model's window with a 1/8 overlap.
+    #[default]
+    Default,
+    /// One passage per document (truncated at the window).
+    Off,
+    Custom(Chunking),
+}
+
+/// What a new collection is made of; `None` fields take the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct NewCollection {
+    pub name: String,
+    pub model: Option<String>,
+    pub metric: Option<Metric>,
+    pub m: Option<usize>,
+    pub ef_construction: Option<usize>,
+    pub ef_search: Option<usize>,
+    pub chunking: ChunkingChoice,
+}
+
+/// The engine and the models, once loaded.
+pub struct Service {
+    pub engine: Arc<Engine>,
+    /// Loaded models; the first is the default.
+    pub models: Vec<Arc<OnnxProvider>>,
+    pub limits: Limits,
+}
+
+impl Service {
+    pub fn new(engine: Arc<Engine>, models: Vec<Arc<OnnxProvider>>, limits: Limits) -> Self {
+        Service { engine, models, limits }
+    }
+
+    pub fn model(&self, name: &str) -> Result<&Arc<OnnxProvider>, ServiceError> {
+        self.models.iter().find(|m| m.info().name == name).ok_or_else(|| ServiceError::ModelNotFound {
+            name: name.to_owned(),
+            loaded: self.models.iter().map(|m| m.info().name.clone()).collect(),
+        })
+    }
+
+    pub fn default_model(&self) -> Result<&Arc<OnnxProvider>, ServiceError> {
+        self.models.first().ok_or(ServiceError::NoModel)
+    }
+
+    pub fn collection(&self, name: &str) -> Result<Arc<Collection>, ServiceError> {
+        Ok(self.engine.collection(name)?)
+    }
+
+    /// The loaded model a collection is bound to. Refused when the server has not loaded it, or
+    /// when a model of that name now differs from the one the collection's vectors were made with.
+    pub fn bound_model(&self, collection: &Collection) -> Result<&Arc<OnnxProvider>, ServiceError> {
+        let binding = &collection.config.model;
+        let provider = self.model(&binding.name).map_err(|_| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
+        let info = provider.info();
+        if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
+            return Err(ServiceError::ModelMismatch(
+                collection.name().to_owned(),
+                format!("built with {} dims, {:?} pooling; loaded: {} dims, {:?} pooling", binding.dims, binding.pooling, info.dims, info.pooling),
+            ));
+        }
+        Ok(provider)
+    }
+
+    /// Creates a collection bound to a loaded model.
+    pub async fn create_collection(&self, request: NewCollection) -> Result<Arc<Collection>, ServiceError> {
+        let model = match &request.model {
+            Some(name) => self.model(name)?,
+            None => self.default_model()?,
+        };
+        let chunking = match request.chunking {
+            ChunkingChoice::Default => Some(default_chunking(model.encoder())),
+            ChunkingChoice::Off => None,
+            ChunkingChoice::Custom(c) => {
+                passages::validate_chunking(&c, model.encoder()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
+                Some(c)
+            }
+        };
+        let defaults = HnswParams::default();
+        let info = model.info();
+        let config = CollectionConfig {
+            id: String::new(),
+            name: request.name,
+            model: ModelBinding { name: info.name.clone(), dims: info.dims, pooling: info.pooling, query_instruction: info.query_instruction.clone() },
+            metric: request.metric.unwrap_or_default(),
+            hnsw: HnswParams {
+                m: request.m.unwrap_or(defaults.m),
+                ef_construction: request.ef_construction.unwrap_or(defaults.ef_construction),
+                ef_search: request.ef_search.unwrap_or(defaults.ef_search),
+            },
+            created_at_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            chunking,
+        };
+        let engine = self.engine.clone();
+        blocking(move || Ok(engine.create_collection(config)?)).await
+    }
+
+    /// Drops a collection; returns how many documents it held.
+    pub async fn drop_collection(&self, name: &str) -> Result<usize, ServiceError> {
+        let engine = self.engine.clone();
+        let name = name.to_owned();
+        blocking(move || {
+            let documents = engine.collection(&name)?.stats().documents;
+            engine.drop_collection(&name)?;
+            Ok(documents)
+        })
+        .await
+    }
+
+    pub async fn get_document(&self, collection: &str, id: &str) -> Result<(crate::domain::Document, Option<Vec<Vec<f32>>>), ServiceError> {
+        self.get_document_with(collection, id, false).await
+    }
+
+    /// A document, with its passages' vectors when asked.
+    pub async fn get_document_with(&self, collection: &str, id: &str, vectors: bool) -> Result<(crate::domain::Document, Option<Vec<Vec<f32>>>), ServiceError> {
+        let collection = self.collection(collection)?;
+        let id = id.to_owned();
+        blocking(move || {
+            let document = collection.get(&id)?.ok_or(ServiceError::DocumentNotFound(id))?;
+            let vectors = if vectors {
+                let points: Vec<u64> = document.passages.iter().map(|p| p.point).collect();
+                Some(collection.vectors_of(&points)?.into_iter().map(|(_, v)| v).collect())
+            } else {
+                None
+            };
+            Ok((document, vectors))
+        })
+        .await
+    }
+
+    /// Deletes documents (all their passages) by id and/or by filter; returns how many were deleted.
+    pub async fn delete_documents(&self, collection: &str, ids: Option<Vec<String>>, filter: Option<crate::engine::Filter>) -> Result<usize, ServiceError> {
+        let collection = self.collection(collection)?;
+        if ids.is_none() && filter.is_none() {
+            return Err(ServiceError::invalid("give ids, where, or both"));
+        }
+        blocking(move || {
+            let mut deleted = 0;
+            if let Some(ids) = ids {
+                deleted += collection.delete(&ids)?;
+            }
+            if let Some(filter) = filter {
+                deleted += collection.delete_where(&filter)?;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+}
