@@ -40,9 +40,17 @@ fn full_lifecycle_survives_a_restart() {
     assert_eq!(added.0, 200, "{}", added.1);
     assert_eq!(added.1["ids"], json!(["paris", "berlin", "rust", "hnsw", "bread"]));
     assert_eq!(added.1["truncated"], json!([false, false, false, false, false]));
-    // A document without an id gets a UUIDv7; a long one is reported as truncated.
+    // A document without an id gets a UUIDv7; a long one is split into passages, not truncated.
     let generated = server.post("/collections/kb/documents", &json!({"documents": [{"text": "word ".repeat(400)}]}));
-    assert_eq!(generated.1["truncated"], json!([true]));
+    assert_eq!(generated.1["truncated"], json!([false]), "{}", generated.1);
+    assert!(generated.1["passages"][0].as_u64().unwrap() >= 2, "{}", generated.1);
+    // Without chunking, the same text is one passage, cut at the window, and says so.
+    assert_eq!(server.post("/collections", &json!({"name": "whole", "chunking": null})).0, 201);
+    let whole = server.post("/collections/whole/documents", &json!({"documents": [{"text": "word ".repeat(400)}]}));
+    assert_eq!((whole.1["truncated"].clone(), whole.1["passages"].clone()), (json!([true]), json!([1])), "{}", whole.1);
+    assert_eq!(server.get("/collections/whole").1["chunking"], Value::Null);
+    assert_eq!(server.get("/collections/kb").1["chunking"], json!({"max_tokens": 254, "overlap_tokens": 31}));
+    assert_eq!(server.delete("/collections/whole").0, 200);
     let generated_id = generated.1["ids"][0].as_str().unwrap().to_owned();
     assert_eq!(uuid::Uuid::parse_str(&generated_id).map(|u| u.get_version_num()).ok(), Some(7));
 

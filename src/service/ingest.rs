@@ -73,7 +73,7 @@ impl Service {
         let mut checked = Vec::with_capacity(inputs.len());
         for (i, doc) in inputs.into_iter().enumerate() {
             let id = doc.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-            validate_document_id(&id).map_err(|e| ServiceError::Invalid { code: "invalid_id", message: format!("documents[{i}].id: {e}") })?;
+            validate_document_id(&id).map_err(|e| ServiceError::invalid(format!("documents[{i}].id: {e}")))?;
             if !seen.insert(id.clone()) {
                 return Err(ServiceError::invalid(format!("documents[{i}].id: '{id}' appears twice in this request")));
             }
