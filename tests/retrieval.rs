@@ -124,6 +124,13 @@ fn identifiers_are_found_first_and_filters_apply_in_every_mode() {
         assert!(!results.is_empty(), "{mode}");
         assert!(results.iter().all(|r| r["metadata"]["lang"] == "rust"), "{mode}: {results:?}");
     }
+    // Chunking is checked against the model's window.
+    assert_error(&server.post("/collections", &json!({"name": "c2", "chunking": {"max_tokens": 1000, "overlap_tokens": 10}})), 400, "invalid_chunking", "254");
+    assert_error(&server.post("/collections", &json!({"name": "c2", "chunking": {"max_tokens": 100, "overlap_tokens": 100}})), 400, "invalid_chunking", "overlap");
+    let small = server.post("/collections", &json!({"name": "c2", "chunking": {"max_tokens": 16, "overlap_tokens": 4}}));
+    assert_eq!(small.1["chunking"], json!({"max_tokens": 16, "overlap_tokens": 4}), "{}", small.1);
+    let added = server.post("/collections/c2/documents", &json!({"documents": [{"id": "d", "text": "one two three four five six seven eight nine ten. ".repeat(6)}]}));
+    assert!(added.1["passages"][0].as_u64().unwrap() >= 4, "{}", added.1);
     // Lexical search needs words: a vector query is dense only.
     let vector = vec![0.05f32; 384];
     assert_error(&server.post("/collections/code/search", &json!({"vector": vector, "mode": "lexical"})), 400, "invalid_request", "dense");
