@@ -14,7 +14,7 @@ import json
 import os
 import platform
 import shutil
-import statistics
+import subprocess
 import time
 
 import load
@@ -106,7 +106,8 @@ def main():
     docs = scifact.corpus()
     judged = scifact.qrels()
     test_queries = scifact.queries(judged)
-    results = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    results = {"commit": commit, "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "documents": len(docs), "queries": len(judged)}
     if args.baseline:
         results["baseline"] = run_server(args.baseline, "baseline", docs, test_queries, judged, [None], 0)
@@ -121,7 +122,7 @@ def main():
 def write_markdown(r, path):
     a = r["akidb"]
     lines = [f"# Retrieval on SciFact through REST ({r['date']}, {r['machine']['cpu']}, {r['machine']['cores']} cores)", "",
-             "Command: `benches/peers/retrieval --baseline <akidb built from 8751b3f>`", "",
+             f"Command: `benches/peers/retrieval --baseline <an akidb built before passages>` (akidb at {r.get('commit', '?')})", "",
              f"## nDCG@10, {r['queries']} test queries, {r['documents']} documents", "",
              "| mode | nDCG@10 | target | published |", "|---|---|---|---|"]
     for mode in ["dense", "lexical", "hybrid"]:

@@ -257,10 +257,12 @@ impl Collection {
                     }
                     replaced.extend(&w.replaced);
                     let shared = Arc::new(doc.metadata.clone());
-                    for (&point, passage) in w.points.iter().zip(&doc.passages) {
+                    let spans: Vec<crate::domain::Span> = doc.passages.iter().map(|p| p.span).collect();
+                    let passage_texts = crate::domain::slices(&doc.text, &spans);
+                    for ((&point, passage), text) in w.points.iter().zip(&doc.passages).zip(passage_texts) {
                         cache.insert(point, shared.clone());
                         points.push((point, passage.vector.clone()));
-                        texts.push((point, passage.span.slice(&doc.text)));
+                        texts.push((point, text));
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{blocking, Service, ServiceError, Splitter};
-use crate::domain::{NewDocument, NewPassage, Span, Written};
+use crate::domain::{slices, NewDocument, NewPassage, Span, Written};
 use crate::engine::{validate_document_id, Collection};
 use crate::embed::EmbeddingProvider;
 
@@ -95,7 +95,7 @@ impl Service {
             Ok((checked, spans))
         })
         .await?;
-        let texts: Vec<String> = checked.iter().zip(&spans).flat_map(|((_, text, _), spans)| spans.iter().map(|s| s.slice(text).to_owned())).collect();
+        let texts: Vec<String> = checked.iter().zip(&spans).flat_map(|((_, text, _), spans)| slices(text, spans).into_iter().map(str::to_owned)).collect();
         let mut embeddings = provider.embed_documents(texts).await?.into_iter();
         let mut documents = Vec::with_capacity(checked.len());
         let mut report = Vec::with_capacity(checked.len());

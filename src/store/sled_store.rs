@@ -324,21 +324,32 @@ impl DocumentStore for SledStore {
         let tree = points_tree(collection);
         let start = after.map_or(0, |p| p.saturating_add(1));
         let mut out = Vec::new();
-        // A document's passages are consecutive points: decode each document's text once.
-        let mut current: Option<(String, String)> = None;
+        // A document's passages are consecutive points: each document's text is decoded once and
+        // cut in one pass.
+        let mut group: Vec<(PointId, crate::domain::Span)> = Vec::new();
+        let mut group_doc: Option<String> = None;
+        let mut emit = |doc: &Option<String>, group: &mut Vec<(PointId, crate::domain::Span)>| -> Result<(), StoreError> {
+            let Some(id) = doc else { return Ok(()) };
+            if let Some(bytes) = docs.get(id.as_bytes())? {
+                let record: DocRecord = decode(&bytes, &docs_tree(collection))?;
+                let spans: Vec<crate::domain::Span> = group.iter().map(|(_, s)| *s).collect();
+                let texts = crate::domain::slices(&record.text, &spans);
+                out.extend(group.iter().zip(texts).map(|((p, _), t)| (*p, t.to_owned())));
+            }
+            group.clear();
+            Ok(())
+        };
         for entry in points.range(point_key(start)..) {
             let (key, bytes) = entry?;
             let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: tree.clone(), message: "bad key".into() })?;
             let record = passage_record(&bytes, &tree)?;
-            if current.as_ref().is_none_or(|(id, _)| *id != record.document) {
-                let Some(doc) = docs.get(record.document.as_bytes())? else { continue };
-                let doc: DocRecord = decode(&doc, &docs_tree(collection))?;
-                current = Some((record.document.clone(), doc.text));
+            if group_doc.as_deref() != Some(record.document.as_str()) {
+                emit(&group_doc, &mut group)?;
+                group_doc = Some(record.document);
             }
-            if let Some((_, text)) = &current {
-                out.push((point, record.span.slice(text).to_owned()));
-            }
+            group.push((point, record.span));
         }
+        emit(&group_doc, &mut group)?;
         Ok(out)
     }
 
