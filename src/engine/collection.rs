@@ -248,8 +248,10 @@ impl Collection {
             // Metadata first: a point the graph can return must have its metadata for filters.
             {
                 let mut cache = self.metadata.write();
+                let mut counted = HashSet::new();
                 for (w, doc) in written.iter().zip(&documents) {
-                    if w.replaced.is_empty() {
+                    // New ids only (an id repeated within one batch counts once).
+                    if w.replaced.is_empty() && counted.insert(doc.id.as_str()) {
                         added_documents += 1;
                     }
                     for old in &w.replaced {
