@@ -373,6 +373,21 @@ fn a_migration_killed_at_any_step_finishes_on_the_next_open() {
     assert_migrated(&dir.path().join("data"), "killed at every step in turn");
 }
 
+/// The documents of a v2 or v3 collection (the same records, under different tree names).
+fn write_v2_documents(db: &sled::Db, name: &str, docs_tree: &str, points_tree: &str) {
+    let (docs, points) = (db.open_tree(docs_tree).unwrap(), db.open_tree(points_tree).unwrap());
+    for n in 0..V1_DOCS {
+        let record = v2::DocRecord {
+            point: n,
+            text: format!("{name} text {n}"),
+            metadata: json!({"n": n}).to_string(),
+            vector: vector_for(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        docs.insert(format!("doc-{n}"), frozen::encode(&record)).unwrap();
+        points.insert(n.to_be_bytes(), format!("doc-{n}").as_bytes()).unwrap();
+    }
+}
+
 /// A schema-v2 store written with the frozen v2 types migrates too.
 #[test]
 fn a_v2_store_written_with_frozen_types_is_migrated() {
@@ -390,17 +405,7 @@ fn a_v2_store_written_with_frozen_types_is_migrated() {
             };
             db.open_tree("collections").unwrap().insert(name, frozen::encode(&config)).unwrap();
             db.open_tree("counters").unwrap().insert(name, &V1_DOCS.to_be_bytes()).unwrap();
-            let (docs, points) = (db.open_tree(v2::docs_tree(name)).unwrap(), db.open_tree(v2::points_tree(name)).unwrap());
-            for n in 0..V1_DOCS {
-                let record = v2::DocRecord {
-                    point: n,
-                    text: format!("{name} text {n}"),
-                    metadata: json!({"n": n}).to_string(),
-                    vector: vector_for(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
-                };
-                docs.insert(format!("doc-{n}"), frozen::encode(&record)).unwrap();
-                points.insert(n.to_be_bytes(), format!("doc-{n}").as_bytes()).unwrap();
-            }
+            write_v2_documents(&db, name, &v2::docs_tree(name), &v2::points_tree(name));
         }
         db.flush().unwrap();
     }
@@ -429,17 +434,7 @@ fn a_v3_store_written_with_frozen_types_is_migrated() {
             };
             db.open_tree("collections").unwrap().insert(name, frozen::encode(&config)).unwrap();
             db.open_tree("counters").unwrap().insert(id.as_str(), &V1_DOCS.to_be_bytes()).unwrap();
-            let (docs, points) = (db.open_tree(v3::docs_tree(&id)).unwrap(), db.open_tree(v3::points_tree(&id)).unwrap());
-            for n in 0..V1_DOCS {
-                let record = v3::DocRecord {
-                    point: n,
-                    text: format!("{name} text {n}"),
-                    metadata: json!({"n": n}).to_string(),
-                    vector: vector_for(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
-                };
-                docs.insert(format!("doc-{n}"), frozen::encode(&record)).unwrap();
-                points.insert(n.to_be_bytes(), format!("doc-{n}").as_bytes()).unwrap();
-            }
+            write_v2_documents(&db, name, &v3::docs_tree(&id), &v3::points_tree(&id));
         }
         db.flush().unwrap();
     }
