@@ -554,18 +554,28 @@ impl Collection {
 /// Opens the collection's lexical index and brings it up to the store: replays what its last
 /// commit missed, removes what was deleted since (or rebuilds it all, when it is unusable).
 fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId, live: &HashSet<PointId>) -> Result<LexicalIndex, EngineError> {
+    /// Passages read from the store and handed to the writer at a time.
+    const REPLAY_BATCH: usize = 10_000;
     let opened = LexicalIndex::open(&index_dir.join("lexical"), next_point)?;
     let lexical = opened.index;
-    let newer = store.texts_after(&config.id, opened.replay_from.checked_sub(1))?;
     let dead: Vec<PointId> = if opened.rebuilt { Vec::new() } else { lexical.points()?.into_iter().filter(|p| !live.contains(p)).collect() };
-    if newer.is_empty() && dead.is_empty() && !opened.rebuilt {
+    let started = std::time::Instant::now();
+    let mut change = lexical.write(&[], &dead, 0)?;
+    let (mut cursor, mut replayed) = (opened.replay_from.checked_sub(1), 0);
+    loop {
+        let newer = store.texts_after(&config.id, cursor, REPLAY_BATCH)?;
+        let Some(&(last, _)) = newer.last() else { break };
+        let texts: Vec<(PointId, &str)> = newer.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        change = lexical.write(&texts, &[], 0)?;
+        replayed += texts.len();
+        cursor = Some(last);
+    }
+    if replayed == 0 && dead.is_empty() && !opened.rebuilt {
         return Ok(lexical);
     }
-    let started = std::time::Instant::now();
-    let texts: Vec<(PointId, &str)> = newer.iter().map(|(p, t)| (*p, t.as_str())).collect();
-    let change = lexical.write(&texts, &dead, next_point)?;
+    change = change.max(lexical.write(&[], &[], next_point)?);
     lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
-    tracing::info!(collection = %config.name, replayed = texts.len(), removed = dead.len(), rebuilt = opened.rebuilt, seconds = started.elapsed().as_secs_f32(), "lexical index caught up with the store");
+    tracing::info!(collection = %config.name, replayed, removed = dead.len(), rebuilt = opened.rebuilt, seconds = started.elapsed().as_secs_f32(), "lexical index caught up with the store");
     Ok(lexical)
 }
 

@@ -66,8 +66,9 @@ pub trait DocumentStore: Send + Sync {
     fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
-    /// Live points above `after` with their passage text, in point order: what the lexical index misses.
-    fn texts_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, String)>, StoreError>;
+    /// Up to `limit` live points above `after` with their passage text, in point order: what the
+    /// lexical index misses (read in batches, so a rebuild does not hold every text at once).
+    fn texts_after(&self, collection: &str, after: Option<PointId>, limit: usize) -> Result<Vec<(PointId, String)>, StoreError>;
     /// Vectors of the given points that are live, without decoding text or metadata (exact search).
     fn vectors_of(&self, collection: &str, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
     /// Points of all live passages, ascending.

@@ -319,7 +319,7 @@ impl DocumentStore for SledStore {
         Ok(out)
     }
 
-    fn texts_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, String)>, StoreError> {
+    fn texts_after(&self, collection: &str, after: Option<PointId>, limit: usize) -> Result<Vec<(PointId, String)>, StoreError> {
         let (docs, points) = self.trees(collection)?;
         let tree = points_tree(collection);
         let start = after.map_or(0, |p| p.saturating_add(1));
@@ -339,7 +339,7 @@ impl DocumentStore for SledStore {
             group.clear();
             Ok(())
         };
-        for entry in points.range(point_key(start)..) {
+        for entry in points.range(point_key(start)..).take(limit) {
             let (key, bytes) = entry?;
             let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: tree.clone(), message: "bad key".into() })?;
             let record = passage_record(&bytes, &tree)?;
