@@ -11,6 +11,7 @@
 //! Concurrent writers share commits: a writer whose changes another commit already made visible
 //! returns at once.
 
+mod directory;
 mod tokenizer;
 
 use std::collections::HashSet;
@@ -91,7 +92,8 @@ impl LexicalIndex {
         }
         std::fs::create_dir_all(path).map_err(|e| Self::err(path, e))?;
         let (schema, _, _) = schema();
-        let index = Index::create_in_dir(path, schema).map_err(|e| Self::err(path, e))?;
+        let directory = directory::UnsyncedDirectory::open(path).map_err(|e| Self::err(path, e))?;
+        let index = Index::create(directory, schema, tantivy::IndexSettings::default()).map_err(|e| Self::err(path, e))?;
         Ok(Opened { index: Self::wrap(path, index, 0)?, replay_from: 0, rebuilt: true })
     }
 
@@ -103,7 +105,8 @@ impl LexicalIndex {
         if !path.join("meta.json").exists() {
             return Ok(None);
         }
-        let index = Index::open_in_dir(path).map_err(|e| e.to_string())?;
+        let directory = directory::UnsyncedDirectory::open(path).map_err(|e| e.to_string())?;
+        let index = Index::open(directory).map_err(|e| e.to_string())?;
         let corrupt = index.validate_checksum().map_err(|e| e.to_string())?;
         if !corrupt.is_empty() {
             return Err(format!("files fail their checksums: {corrupt:?}"));
