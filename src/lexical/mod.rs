@@ -8,6 +8,7 @@
 //!
 //! Writes add and delete under the collection's writer lock (cheap, in memory) and then call
 //! `commit`, which makes them searchable before the write is acknowledged (read-your-writes).
+//! Commits are not fsynced (`directory.rs`): sled, flushed first, is what makes a write durable.
 //! Concurrent writers share commits: a writer whose changes another commit already made visible
 //! returns at once.
 
