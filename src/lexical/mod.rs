@@ -202,7 +202,8 @@ impl LexicalIndex {
 
     /// The `limit` best passages for `query` by BM25 among those `accept` lets through, best first.
     pub fn search(&self, query: &str, limit: usize, accept: Accept) -> Result<Vec<(PointId, f32)>, LexicalError> {
-        let mut analyzer = analyzer();
+        // The analyzer registered at open (building one anew would rebuild its stop-word set).
+        let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
         let clauses: Vec<(Occur, Box<dyn Query>)> = terms(&mut analyzer, query)
             .into_iter()
             .map(|t| (Occur::Should, Box::new(TermQuery::new(Term::from_field_text(self.text, &t), IndexRecordOption::WithFreqs)) as Box<dyn Query>))
@@ -233,12 +234,4 @@ impl LexicalIndex {
         self.len() == 0
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The tantivy index, for tests that inspect it.
-    pub fn tantivy(&self) -> &Index {
-        &self.index
-    }
 }

@@ -53,9 +53,6 @@ impl PreparedIngest {
         .await
     }
 
-    pub fn report(&self) -> &[Ingested] {
-        &self.report
-    }
 }
 
 impl Service {

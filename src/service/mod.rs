@@ -202,10 +202,6 @@ impl Service {
         .await
     }
 
-    pub async fn get_document(&self, collection: &str, id: &str) -> Result<(crate::domain::Document, Option<Vec<Vec<f32>>>), ServiceError> {
-        self.get_document_with(collection, id, false).await
-    }
-
     /// A document, with its passages' vectors when asked.
     pub async fn get_document_with(&self, collection: &str, id: &str, vectors: bool) -> Result<(crate::domain::Document, Option<Vec<Vec<f32>>>), ServiceError> {
         let collection = self.collection(collection)?;
