@@ -218,7 +218,9 @@ fn openapi_lists_every_route_and_metrics_are_prometheus_text() {
         ("/v1/embeddings", vec!["post"]),
         ("/collections", vec!["get", "post"]),
         ("/collections/{name}", vec!["get", "delete"]),
-        ("/collections/{name}/documents", vec!["post"]),
+        ("/collections/{name}/documents", vec!["get", "post"]),
+        ("/collections/{name}/count", vec!["post"]),
+        ("/v1/models", vec!["get"]),
         ("/collections/{name}/documents/{id}", vec!["get", "delete"]),
         ("/collections/{name}/documents/delete", vec!["post"]),
         ("/collections/{name}/search", vec!["post"]),
@@ -229,7 +231,7 @@ fn openapi_lists_every_route_and_metrics_are_prometheus_text() {
             assert!(spec["paths"][path][method].is_object(), "{method} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 12, "the document lists a route the server does not have: {paths:?}");
+    assert_eq!(paths.len(), 14, "the document lists a route the server does not have: {paths:?}");
 
     assert_eq!(server.post("/collections", &json!({"name": "m"})).0, 201);
     assert_eq!(server.post("/collections/m/documents", &json!({"documents": [{"text": "hello"}]})).0, 200);

@@ -1,8 +1,10 @@
 //! A JSON body extractor whose rejections are `ApiError`s: 400 for malformed JSON, 422 naming
 //! the field for wrong types or missing fields, 415 without a JSON content type, 413 over the
-//! body limit.
+//! body limit. `ApiQuery` does the same for query strings (400 naming the parameter).
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -31,4 +33,21 @@ fn reject(rejection: JsonRejection) -> ApiError {
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!("request body too large: {}", other.body_text())),
         other => ApiError::new(other.status(), "invalid_body", other.body_text()),
     }
+}
+
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(reject_query(rejection)),
+        }
+    }
+}
+
+fn reject_query(rejection: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use error::ApiError;
 use handlers::{collections, documents, embeddings, search, system};
@@ -25,23 +26,28 @@ pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
 pub fn router(state: Arc<AppState>) -> Router {
-    with_layers(routes(), state)
+    with_layers(routes().0, state)
 }
 
-fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/health", get(system::health))
-        .route("/ready", get(system::ready))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
-        .route("/v1/embeddings", post(embeddings::create_embeddings))
-        .route("/collections", post(collections::create_collection).get(collections::list_collections))
-        .route("/collections/{name}", get(collections::get_collection).delete(collections::delete_collection))
-        .route("/collections/{name}/documents", post(documents::add_documents))
-        .route("/collections/{name}/documents/delete", post(documents::delete_documents))
-        .route("/collections/{name}/documents/{id}", get(documents::get_document).delete(documents::delete_document))
-        .route("/collections/{name}/search", post(search::search))
-        .route("/collections/{name}/search/batch", post(search::search_batch))
+/// Every route, and the OpenAPI document built from the same list.
+pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::openapi))
+        .routes(routes!(embeddings::create_embeddings))
+        .routes(routes!(embeddings::list_models))
+        .routes(routes!(collections::create_collection, collections::list_collections))
+        .routes(routes!(collections::get_collection, collections::delete_collection))
+        .routes(routes!(documents::add_documents, documents::list_documents))
+        .routes(routes!(documents::count_documents))
+        .routes(routes!(documents::delete_documents))
+        .routes(routes!(documents::get_document, documents::delete_document))
+        .routes(routes!(search::search))
+        .routes(routes!(search::search_batch))
+        .split_for_parts()
 }
 
 /// Fallbacks, load shedding with the timeout, auth, body limit, panic recovery and, outermost,
@@ -72,6 +78,8 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    use axum::routing::get;
+
     use super::*;
 
     #[tokio::test]
@@ -82,7 +90,7 @@ mod tests {
             #[allow(unreachable_code)]
             ""
         }));
-        let app = with_layers(panicking.merge(routes()), state);
+        let app = with_layers(panicking.merge(routes().0), state);
         for _ in 0..2 {
             let response = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
             assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -18,17 +18,25 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     pub in_flight: Arc<Semaphore>,
     loaded: OnceLock<Loaded>,
+    /// Unix seconds when the models were loaded (`created` in `GET /v1/models`).
+    loaded_at: OnceLock<u64>,
 }
 
 impl AppState {
     pub fn new(limits: Limits, api_key: Option<String>, prometheus: Option<PrometheusHandle>) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-        AppState { limits, api_key, prometheus, in_flight, loaded: OnceLock::new() }
+        AppState { limits, api_key, prometheus, in_flight, loaded: OnceLock::new(), loaded_at: OnceLock::new() }
     }
 
     /// Marks the server ready. Called once, when models and indexes are loaded.
     pub fn set_loaded(&self, loaded: Loaded) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let _ = self.loaded_at.set(now);
         let _ = self.loaded.set(loaded);
+    }
+
+    pub fn loaded_at(&self) -> u64 {
+        self.loaded_at.get().copied().unwrap_or(0)
     }
 
     pub fn loaded(&self) -> Result<&Loaded, ApiError> {

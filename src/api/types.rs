@@ -69,6 +69,25 @@ pub struct EmbeddingObject {
     pub embedding: Value,
 }
 
+/// `GET /v1/models`, as OpenAI's API lists models.
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<ModelObject>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelObject {
+    /// The name to pass as `model`.
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    /// Unix seconds when the server loaded it.
+    pub created: u64,
+    pub owned_by: &'static str,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Usage {
     pub prompt_tokens: usize,
@@ -226,11 +245,63 @@ pub struct DocumentResponse {
     pub vector: Option<Vec<f32>>,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GetDocumentQuery {
     /// Include the stored vectors.
     #[serde(default)]
     pub include_vector: bool,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListDocumentsQuery {
+    /// Documents per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// A metadata filter as JSON (same syntax as search), e.g. `{"lang":"en"}`.
+    #[serde(rename = "where")]
+    #[param(rename = "where")]
+    pub filter: Option<String>,
+    /// Comma-separated fields to return besides the id: `text`, `metadata` (default both).
+    pub include: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListedDocument {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Passages the text was split into.
+    pub passages: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DocumentPage {
+    /// Documents in id order (byte order of the ids).
+    pub documents: Vec<ListedDocument>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// A metadata filter (same syntax as search); absent: every document.
+    #[serde(rename = "where")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountResponse {
+    /// Documents (not passages) that match.
+    pub count: usize,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -148,7 +148,7 @@ impl Collection {
         let tombstones: HashSet<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
         let mut metadata = HashMap::with_capacity(live.len());
         let mut documents = 0;
-        for document in store.documents(&id)? {
+        for document in store.documents(&id, None)? {
             let document = document?;
             documents += 1;
             let shared = Arc::new(document.metadata);
@@ -347,6 +347,34 @@ impl Collection {
 
     pub fn get(&self, id: &str) -> Result<Option<Document>, EngineError> {
         self.store.get(self.id(), id).map_err(|e| self.named(e))
+    }
+
+    /// Up to `limit` documents after the id `after`, in id order, that `filter` matches; and
+    /// whether documents remain past the last one returned. A selective filter reads through the
+    /// store until it finds `limit` matches (the metadata cache is keyed by point, not id).
+    pub fn page(&self, after: Option<&str>, limit: usize, filter: Option<&Filter>) -> Result<(Vec<Document>, bool), EngineError> {
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let documents = self.store.documents(self.id(), after).map_err(|e| self.named(e))?;
+        for document in documents {
+            let document = document.map_err(|e| self.named(e))?;
+            if filter.is_some_and(|f| !f.matches(&document.metadata)) {
+                continue;
+            }
+            if page.len() == limit {
+                return Ok((page, true));
+            }
+            page.push(document);
+        }
+        Ok((page, false))
+    }
+
+    /// Documents the filter matches, counted from the metadata cache without reading the store:
+    /// a document's passages share one `Arc` of its metadata (see `open` and `upsert`), so
+    /// distinct pointers are distinct documents.
+    pub fn count_matching(&self, filter: &Filter) -> usize {
+        let cache = self.metadata.read();
+        let documents: HashSet<*const Map<String, Value>> = cache.values().filter(|meta| filter.matches(meta)).map(Arc::as_ptr).collect();
+        documents.len()
     }
 
     fn matching(&self, filter: &Filter) -> Vec<PointId> {

@@ -4,6 +4,7 @@
 //! the query (interactive lane) → dense | lexical → fuse → group by document → fetch. Handlers
 //! only parse, call and map `ServiceError` to HTTP; nothing here knows about HTTP.
 
+pub mod browse;
 pub mod ingest;
 pub mod passages;
 pub mod search;
@@ -15,6 +16,7 @@ use crate::domain::{Chunking, CollectionConfig, HnswParams, Metric, ModelBinding
 use crate::embed::{EmbedError, EmbeddingProvider, OnnxProvider};
 use crate::engine::{Collection, Engine, EngineError};
 
+pub use browse::Page;
 pub use ingest::{DocumentInput, Ingested, PreparedIngest};
 pub use passages::{default_chunking, Splitter};
 pub use search::{Fusion, Mode, SearchHit, SearchQuery};

@@ -297,10 +297,12 @@ impl DocumentStore for SledStore {
         Ok(self.trees(collection)?.0.len())
     }
 
-    fn documents(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
+    fn documents(&self, collection: &str, after: Option<&str>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
+        use std::ops::Bound;
         let (docs, _) = self.trees(collection)?;
         let collection = collection.to_owned();
-        Ok(Box::new(docs.iter().map(move |entry| {
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.as_bytes().to_vec()));
+        Ok(Box::new(docs.range::<Vec<u8>, _>((start, Bound::Unbounded)).map(move |entry| {
             let (id, bytes) = entry?;
             self.document(&id, &bytes, &collection)
         })))

@@ -1,15 +1,18 @@
-//! Documents: add (split → embed → store → index, in the service layer), get, delete.
+//! Documents: add (split → embed → store → index, in the service layer), list, count, get, delete.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::extract::ApiJson;
+use crate::api::extract::{ApiJson, ApiQuery};
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{AddDocumentsRequest, AddDocumentsResponse, DeleteDocumentsRequest, Deleted, DocumentResponse, GetDocumentQuery, PassageInfo};
+use crate::api::types::{
+    AddDocumentsRequest, AddDocumentsResponse, CountRequest, CountResponse, DeleteDocumentsRequest, Deleted, DocumentPage, DocumentResponse, GetDocumentQuery,
+    ListDocumentsQuery, ListedDocument, PassageInfo,
+};
 use crate::engine::Filter;
 use crate::service::DocumentInput;
 
@@ -51,7 +54,7 @@ pub async fn add_documents(
 pub async fn get_document(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
-    Query(query): Query<GetDocumentQuery>,
+    ApiQuery(query): ApiQuery<GetDocumentQuery>,
 ) -> Result<Json<DocumentResponse>, ApiError> {
     let (document, vectors) = state.loaded()?.get_document_with(&name, &id, query.include_vector).await?;
     let mut vectors = vectors.map(|v| v.into_iter());
@@ -103,4 +106,65 @@ pub async fn delete_documents(
     gate.commit()?;
     let deleted = service.delete_documents(&name, request.ids, filter).await?;
     Ok(Json(Deleted { deleted }))
+}
+
+const DEFAULT_PAGE: usize = 100;
+
+fn parse_filter(filter: Option<&serde_json::Value>) -> Result<Option<Filter>, ApiError> {
+    filter.map(Filter::parse).transpose().map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_filter", format!("where: {e}")))
+}
+
+#[utoipa::path(get, path = "/collections/{name}/documents", tag = "documents", summary = "Page through documents in id order",
+    params(("name" = String, Path, description = "Collection name"), ListDocumentsQuery),
+    responses((status = 200, description = "One page of documents", body = DocumentPage),
+              (status = 400, description = "Bad limit, cursor, filter or include", body = ErrorBody),
+              (status = 404, description = "No such collection", body = ErrorBody)))]
+pub async fn list_documents(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<ListDocumentsQuery>,
+) -> Result<Json<DocumentPage>, ApiError> {
+    let service = state.loaded()?;
+    let filter = match query.filter.as_deref() {
+        Some(json) => {
+            let value: serde_json::Value = serde_json::from_str(json)
+                .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_filter", format!("where is not JSON: {e}")))?;
+            parse_filter(Some(&value))?
+        }
+        None => None,
+    };
+    let (mut text, mut metadata) = (true, true);
+    if let Some(include) = query.include.as_deref() {
+        (text, metadata) = (false, false);
+        for field in include.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+            match field {
+                "text" => text = true,
+                "metadata" => metadata = true,
+                other => return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_include", format!("include: unknown field '{other}' (text, metadata)"))),
+            }
+        }
+    }
+    let page = service.list_documents(&name, query.cursor.as_deref(), query.limit.unwrap_or(DEFAULT_PAGE), filter).await?;
+    let documents = page
+        .documents
+        .into_iter()
+        .map(|d| ListedDocument { passages: d.passages.len(), id: d.id, text: text.then_some(d.text), metadata: metadata.then_some(d.metadata) })
+        .collect();
+    Ok(Json(DocumentPage { documents, next_cursor: page.next_cursor }))
+}
+
+#[utoipa::path(post, path = "/collections/{name}/count", tag = "documents", summary = "Count documents, or those a filter matches",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = CountRequest,
+    responses((status = 200, description = "The count", body = CountResponse),
+              (status = 400, description = "Bad filter", body = ErrorBody),
+              (status = 404, description = "No such collection", body = ErrorBody)))]
+pub async fn count_documents(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<CountRequest>,
+) -> Result<Json<CountResponse>, ApiError> {
+    let service = state.loaded()?;
+    let filter = parse_filter(request.filter.as_ref())?;
+    Ok(Json(CountResponse { count: service.count_documents(&name, filter.as_ref())? }))
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::state::AppState;
-use crate::api::types::{EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage};
+use crate::api::types::{EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, ModelList, ModelObject, Usage};
 use crate::embed::{EmbedRequest, EmbeddingProvider, Priority};
 
 /// Embedding requests of at most this many inputs go to the interactive lane.
@@ -75,4 +75,17 @@ pub async fn create_embeddings(State(state): State<Arc<AppState>>, ApiJson(reque
         model: provider.info().name.clone(),
         usage: Usage { prompt_tokens: tokens, total_tokens: tokens },
     }))
+}
+
+#[utoipa::path(get, path = "/v1/models", tag = "embeddings", summary = "The loaded models, as OpenAI's API lists them",
+    responses((status = 200, description = "The loaded models, the default first", body = ModelList)))]
+pub async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<ModelList>, ApiError> {
+    let created = state.loaded_at();
+    let data = state
+        .loaded()?
+        .models
+        .iter()
+        .map(|m| ModelObject { id: m.info().name.clone(), object: "model", created, owned_by: "akidb" })
+        .collect();
+    Ok(Json(ModelList { object: "list", data }))
 }
