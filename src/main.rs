@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use akidb::cli::{load_config_file, run_check_model, run_embed, run_serve, Cli, Command};
+use std::io::IsTerminal;
+
+use akidb::cli::{load_config_file, run_check_model, run_collections, run_embed, run_ingest, run_search, run_serve, Cli, Command};
 
 fn main() -> ExitCode {
     // Test builds only: failpoints named in the FAILPOINTS environment variable.
@@ -16,11 +18,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // `serve` reads its model list from AKIDB_MODELS; the README's AKIDB_MODEL (one model, what
+    // `embed` reads) works for it too.
+    if std::env::var_os("AKIDB_MODELS").is_none() {
+        if let Some(model) = std::env::var_os("AKIDB_MODEL") {
+            std::env::set_var("AKIDB_MODELS", model);
+        }
+    }
     let cli = Cli::parse();
     // Logs go to stderr: stdout carries command output (JSON lines for `embed`).
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +47,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args)?,
         Command::Embed(args) => run_embed(args)?,
         Command::CheckModel(args) => run_check_model(args)?,
+        Command::Ingest(args) => run_ingest(args)?,
+        Command::Search(args) => run_search(args)?,
+        Command::Collections(args) => run_collections(args)?,
     }
     Ok(())
 }

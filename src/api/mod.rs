@@ -55,8 +55,12 @@ pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
 fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
     let max_body = state.limits.max_body_bytes;
     routes
-        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route") })
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::not_found("route_not_found", format!("no route {method} {} (see /openapi.json)", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
+        })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::shed_and_time_out))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_api_key))
         .layer(DefaultBodyLimit::max(max_body))

@@ -23,7 +23,7 @@ impl Modify for BearerAuth {
         With --api-key, every route but /health and /ready needs 'Authorization: Bearer <key>'."),
     components(schemas(
         ErrorBody, ErrorDetail, HealthResponse, ModelStatus, ReadyResponse, EmbeddingsRequest, EmbeddingsResponse, EmbeddingObject, Usage,
-        MetricName, HnswConfig, CreateCollectionRequest, CollectionInfo, HnswInfo, IndexInfo, CollectionList, Deleted,
+        MetricName, HnswConfig, CreateCollectionRequest, CollectionInfo, HnswInfo, IndexInfo, CollectionList, Deleted, CollectionDeleted,
         DocumentInput, AddDocumentsRequest, AddDocumentsResponse, DocumentResponse, DeleteDocumentsRequest,
         DocumentPage, ListedDocument, CountRequest, CountResponse, ModelList, ModelObject,
         Include, SearchRequest, BatchSearchRequest, SearchHit, SearchResponse, BatchSearchResponse,

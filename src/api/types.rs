@@ -192,6 +192,14 @@ pub struct Deleted {
     pub deleted: usize,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct CollectionDeleted {
+    /// Collections deleted: 1.
+    pub deleted: usize,
+    /// Documents the collection held.
+    pub documents: usize,
+}
+
 // ---------- documents ----------
 
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,10 @@
 //! Command-line interface: every flag is also an `AKIDB_*` environment variable.
 
+pub mod client;
+mod collections;
 mod embed;
+mod ingest;
+mod search;
 mod serve;
 
 use std::path::PathBuf;
@@ -10,15 +14,20 @@ use clap::{Args, Parser, Subcommand};
 use crate::embed::{runtime, BatchConfig, Device, EmbedError, OnnxOptions, OnnxProvider};
 use crate::model::ModelDir;
 
+pub use collections::{run_collections, CollectionsArgs};
 pub use embed::{run_embed, EmbedArgs};
+pub use ingest::{run_ingest, IngestArgs};
+pub use search::{run_search, SearchArgs};
 pub use serve::{load_config_file, run_serve, ServeArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Embed(#[from] std::sync::Arc<EmbedError>),
-    #[error("stdin line {line}: expected a JSON string or {{\"text\": ...}}: {message}")]
+    #[error("stdin line {line}: {message}")]
     InputLine { line: usize, message: String },
+    #[error("{0} bad stdin lines (reported above; the other lines were embedded)")]
+    BadLines(usize),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot write JSON: {0}")]
@@ -43,6 +52,9 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `akidb=debug`.
     #[arg(long, env = "AKIDB_LOG", default_value = "info,ort=warn,hnsw_rs=warn", global = true)]
     pub log: String,
+    /// A file of AKIDB_*=value lines read before the flags (flags and environment win).
+    #[arg(long, env = "AKIDB_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +67,12 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Check the model files against their manifest's sha256 and print the model's settings.
     CheckModel(CheckModelArgs),
+    /// Load files and folders into a collection of a running server (resumable, idempotent).
+    Ingest(Box<IngestArgs>),
+    /// Search a collection of a running server.
+    Search(SearchArgs),
+    /// List, create, inspect or delete collections of a running server.
+    Collections(CollectionsArgs),
 }
 
 /// Which model to use.

@@ -1,7 +1,6 @@
 //! `akidb serve`: the REST server.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,9 +41,6 @@ pub struct ServeArgs {
     /// Seconds between index dumps (dumps also happen at shutdown).
     #[arg(long, env = "AKIDB_DUMP_INTERVAL_SECS", default_value_t = 300)]
     pub dump_interval_secs: u64,
-    /// A file of AKIDB_*=value lines read before the flags (flags and environment win).
-    #[arg(long, env = "AKIDB_CONFIG")]
-    pub config: Option<PathBuf>,
 }
 
 pub fn run_serve(args: &ServeArgs) -> Result<(), CliError> {
@@ -61,11 +57,11 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
         ..Limits::default()
     };
     let state = Arc::new(AppState::new(limits, args.api_key.clone(), api::metrics::install()));
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| CliError::Startup(format!("cannot listen on {}:{}: {}", args.host, args.port, bind_reason(&e))))?;
     let address: SocketAddr = listener.local_addr()?;
-    // Tests and scripts read this line to find the port.
-    println!("akidb listening on http://{address}");
-    tracing::info!(%address, "listening; loading models and indexes");
+    tracing::info!(%address, "bound; loading models and indexes (/health and /ready answer meanwhile)");
 
     // Load in the background so that /health and /ready answer (503) while loading.
     let loading = {
@@ -85,7 +81,12 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let mut server = tokio::spawn(async move { axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await });
     let engine = tokio::select! {
         loaded = loading => match loaded {
-            Ok(Ok(engine)) => engine,
+            Ok(Ok(engine)) => {
+                // Printed only once requests are served: a server that fails to load never
+                // claims to listen. Tests and scripts read this line to find the port.
+                println!("akidb listening on http://{address}");
+                engine
+            }
             Ok(Err(err)) => {
                 server.abort();
                 return Err(err);
@@ -129,6 +130,16 @@ fn dump_periodically(engine: Arc<Engine>, every: Duration) -> std::io::Result<st
         }
     })?;
     Ok(stop)
+}
+
+/// The bind error without its OS error number (the address is named once, by the caller).
+fn bind_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        std::io::ErrorKind::AddrInUse => "the address is in use (another akidb? pick one with --port)".into(),
+        std::io::ErrorKind::AddrNotAvailable => "no such address on this machine (see --host)".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        _ => err.to_string(),
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

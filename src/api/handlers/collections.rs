@@ -10,7 +10,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{ChunkingConfig, CollectionInfo, CollectionList, CreateCollectionRequest, Deleted, HnswInfo, IndexInfo, MetricName};
+use crate::api::types::{ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName};
 use crate::domain::{Chunking, Metric};
 use crate::engine::Collection;
 use crate::service::{ChunkingChoice, NewCollection};
@@ -91,14 +91,14 @@ pub async fn get_collection(State(state): State<Arc<AppState>>, Path(name): Path
 }
 
 #[utoipa::path(delete, path = "/collections/{name}", tag = "collections", params(("name" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CollectionDeleted), (status = 404, body = ErrorBody)))]
 pub async fn delete_collection(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
     Path(name): Path<String>,
-) -> Result<Json<Deleted>, ApiError> {
+) -> Result<Json<CollectionDeleted>, ApiError> {
     let service = state.loaded()?;
     gate.commit()?;
-    service.drop_collection(&name).await?;
-    Ok(Json(Deleted { deleted: 1 }))
+    let documents = service.drop_collection(&name).await?;
+    Ok(Json(CollectionDeleted { deleted: 1, documents }))
 }

@@ -1,0 +1,315 @@
+//! `akidb ingest PATH... --collection C`: files and folders into a running server.
+//!
+//! Walk (walk.rs) → read and hash each file (read.rs) → skip documents whose sha256 the server
+//! already stores under the same id → batches bounded by documents and bytes → a few requests in
+//! flight (send.rs) → progress on stderr → a summary, non-zero exit when anything failed.
+//! Re-running after Ctrl-C or a kill completes the set: nothing is sent twice, because ids are
+//! paths and unchanged content is skipped.
+
+mod read;
+mod send;
+mod walk;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::client::{segment, Client, ClientError, ServerArgs};
+use super::collections::CollectionOptions;
+use read::{read_file, Doc, Problem};
+use send::{send, Fatal, Sent};
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Files and folders: .jsonl ({id?, text, metadata?} per line), .json (an array of those),
+    /// .txt, .md, .html. Folders are walked recursively, honouring .gitignore, skipping hidden files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Collection to load into.
+    #[arg(long, short = 'c', env = "AKIDB_COLLECTION")]
+    pub collection: String,
+    /// Create the collection if it does not exist (see the collection options below).
+    #[arg(long)]
+    pub create: bool,
+    #[command(flatten)]
+    pub new_collection: CollectionOptions,
+    /// Only files matching these globs (gitignore syntax, e.g. '*.md'); repeatable.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Skip files matching these globs; repeatable.
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, env = "AKIDB_INGEST_PARALLEL", default_value_t = 3)]
+    pub parallel: usize,
+    /// Most documents per request.
+    #[arg(long, env = "AKIDB_INGEST_BATCH_DOCUMENTS", default_value_t = 64)]
+    pub batch_documents: usize,
+    /// Most text bytes per request (a larger single document goes alone).
+    #[arg(long, env = "AKIDB_INGEST_BATCH_BYTES", default_value_t = 2 << 20)]
+    pub batch_bytes: usize,
+    /// Send every document, even those stored with the same content hash.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Paths(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("stopped: {0}")]
+    Fatal(#[from] Fatal),
+    #[error("{0} failures (listed above)")]
+    Failed(usize),
+}
+
+/// Running totals, shown by the progress line and the summary.
+#[derive(Debug, Default)]
+struct Totals {
+    files: usize,
+    documents: usize,
+    passages: u64,
+    tokens: u64,
+    unchanged: usize,
+    empty: usize,
+    problems: Vec<String>,
+}
+
+pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
+    let started = Instant::now();
+    let client = Client::new(&args.server);
+    ensure_collection(&client, args)?;
+    let walked = walk::walk(&args.paths, &args.include, &args.exclude).map_err(IngestError::Paths)?;
+    let known = if args.force { HashMap::new() } else { stored_hashes(&client, &args.collection)? };
+    let total_bytes: u64 = walked.files.iter().map(|f| f.bytes).sum();
+    let mut totals = Totals { problems: walked.problems.iter().map(Problem::to_string).collect(), ..Totals::default() };
+    let progress = Progress::new(total_bytes, walked.files.len());
+
+    // Senders: `parallel` threads over a bounded queue, so reading stays just ahead of sending.
+    let (batches, queue) = shared_queue(args.parallel.max(1) * 2);
+    let (results, done) = mpsc::channel::<Result<(Sent, u64), Fatal>>();
+    let workers: Vec<_> = (0..args.parallel.max(1))
+        .map(|_| {
+            let (client, queue, results, collection) = (client.clone(), queue.clone(), results.clone(), args.collection.clone());
+            std::thread::spawn(move || {
+                while let Ok((docs, bytes)) = next(&queue) {
+                    let outcome = send(&client, &collection, &docs).map(|sent| (sent, bytes));
+                    let fatal = outcome.is_err();
+                    if results.send(outcome).is_err() || fatal {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Only the workers hold the queue: if they all stop, sending fails instead of blocking.
+    drop(queue);
+    drop(results);
+
+    let mut fatal: Option<Fatal> = None;
+    let mut batch: Vec<Doc> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut pending_file_bytes = 0u64;
+    let absorb = |totals: &mut Totals, progress: &Progress, outcome: Result<(Sent, u64), Fatal>, fatal: &mut Option<Fatal>| match outcome {
+        Ok((sent, bytes)) => {
+            totals.documents += sent.documents;
+            totals.passages += sent.passages;
+            totals.tokens += sent.tokens;
+            totals.problems.extend(sent.refused.into_iter().map(|(id, why)| format!("{id}: refused by the server: {why}")));
+            progress.advance(bytes, totals);
+        }
+        Err(err) => *fatal = Some(err),
+    };
+    for file in &walked.files {
+        while let Ok(outcome) = done.try_recv() {
+            absorb(&mut totals, &progress, outcome, &mut fatal);
+        }
+        if fatal.is_some() {
+            break;
+        }
+        let read = read_file(&file.path, &file.relative, file.kind);
+        totals.files += 1;
+        totals.empty += read.empty;
+        totals.problems.extend(read.problems.iter().map(Problem::to_string));
+        pending_file_bytes += file.bytes;
+        for doc in read.docs {
+            if known.get(&doc.id).is_some_and(|hash| *hash == doc.sha256) {
+                totals.unchanged += 1;
+                continue;
+            }
+            if !batch.is_empty() && (batch.len() >= args.batch_documents || batch_bytes + doc.text.len() > args.batch_bytes) {
+                batches.send((std::mem::take(&mut batch), std::mem::take(&mut pending_file_bytes))).ok();
+                batch_bytes = 0;
+            }
+            batch_bytes += doc.text.len();
+            batch.push(doc);
+        }
+        if batch.is_empty() {
+            // Nothing of this file waits to be sent: its bytes count as done now.
+            progress.advance(std::mem::take(&mut pending_file_bytes), &totals);
+        }
+    }
+    if fatal.is_none() && !batch.is_empty() {
+        batches.send((batch, pending_file_bytes)).ok();
+    }
+    drop(batches);
+    for outcome in done {
+        absorb(&mut totals, &progress, outcome, &mut fatal);
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    progress.finish();
+    summary(args, &walked, &totals, started.elapsed());
+    if let Some(fatal) = fatal {
+        return Err(fatal.into());
+    }
+    if !totals.problems.is_empty() {
+        return Err(IngestError::Failed(totals.problems.len()));
+    }
+    Ok(())
+}
+
+/// The queue the senders share: std's receiver behind a mutex (one batch per pop).
+type Queue = std::sync::Arc<std::sync::Mutex<mpsc::Receiver<(Vec<Doc>, u64)>>>;
+
+fn shared_queue(bound: usize) -> (mpsc::SyncSender<(Vec<Doc>, u64)>, Queue) {
+    let (sender, receiver) = mpsc::sync_channel(bound);
+    (sender, std::sync::Arc::new(std::sync::Mutex::new(receiver)))
+}
+
+fn next(queue: &Queue) -> Result<(Vec<Doc>, u64), mpsc::RecvError> {
+    queue.lock().map_err(|_| mpsc::RecvError)?.recv()
+}
+
+/// Creates the collection with --create when it is missing; without --create a missing
+/// collection stops the run before anything is read.
+fn ensure_collection(client: &Client, args: &IngestArgs) -> Result<(), IngestError> {
+    match client.get(&format!("/collections/{}", segment(&args.collection)), &[]) {
+        Ok(_) => Ok(()),
+        Err(ClientError::Http { status: 404, .. }) if args.create => {
+            client.post("/collections", &args.new_collection.request(&args.collection))?;
+            eprintln!("created collection '{}'", args.collection);
+            Ok(())
+        }
+        Err(ClientError::Http { status: 404, message, .. }) => Err(IngestError::Paths(format!("{message} (add --create to create it)"))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// id → sha256 of every stored document that has one: what a re-run may skip.
+fn stored_hashes(client: &Client, collection: &str) -> Result<HashMap<String, String>, ClientError> {
+    let mut known = HashMap::new();
+    let mut cursor: Option<String> = None;
+    let path = format!("/collections/{}/documents", segment(collection));
+    loop {
+        let mut query = vec![("limit", "1000"), ("include", "metadata")];
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor.as_str()));
+        }
+        let page = client.get(&path, &query)?;
+        for document in page["documents"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(hash)) = (document["id"].as_str(), document["metadata"]["sha256"].as_str()) {
+                known.insert(id.to_owned(), hash.to_owned());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(known),
+        }
+    }
+}
+
+/// A bar on a terminal; otherwise a plain line every few seconds (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    files: usize,
+    done_bytes: std::cell::Cell<u64>,
+    total_bytes: u64,
+    last_line: std::cell::Cell<Instant>,
+}
+
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+impl Progress {
+    fn new(total_bytes: u64, files: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar, started: Instant::now(), files, done_bytes: 0.into(), total_bytes, last_line: Instant::now().into() }
+    }
+
+    fn advance(&self, bytes: u64, totals: &Totals) {
+        self.done_bytes.set(self.done_bytes.get() + bytes);
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
+        let message = format!(
+            "files {}/{} · docs {} (unchanged {}) · passages {} · {:.1} docs/s · {:.0} tokens/s",
+            totals.files,
+            self.files,
+            totals.documents,
+            totals.unchanged,
+            totals.passages,
+            totals.documents as f64 / seconds,
+            totals.tokens as f64 / seconds
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(self.done_bytes.get());
+                bar.set_message(message);
+            }
+            None if self.last_line.get().elapsed() >= LINE_EVERY => {
+                self.last_line.set(Instant::now());
+                let percent = 100.0 * self.done_bytes.get() as f64 / self.total_bytes.max(1) as f64;
+                eprintln!("ingest: {percent:.0}% of bytes · {message}");
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn summary(args: &IngestArgs, walked: &walk::Walked, totals: &Totals, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64().max(1e-3);
+    println!(
+        "ingest into '{}': {} files read, {} documents sent ({} passages, {} tokens), {} unchanged skipped, {} empty skipped, {} files of other types ignored, {} failed; {:.1} s, {:.1} docs/s, {:.0} tokens/s",
+        args.collection,
+        totals.files,
+        totals.documents,
+        totals.passages,
+        totals.tokens,
+        totals.unchanged,
+        totals.empty,
+        walked.other_kinds,
+        totals.problems.len(),
+        seconds,
+        totals.documents as f64 / seconds,
+        totals.tokens as f64 / seconds,
+    );
+    if !totals.problems.is_empty() {
+        println!("failed:");
+        for problem in &totals.problems {
+            println!("  {problem}");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Files to documents: `.jsonl` / `.json` records, `.txt` / `.md` as they are, `.html` as its
+//! text (html2text). Each document carries `{path, bytes, modified, sha256}` in its metadata;
+//! the hash is what makes a re-run skip what the server already holds.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Whole-file kinds and record kinds, by extension (case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    JsonLines,
+    JsonArray,
+    Text,
+    Html,
+}
+
+impl Kind {
+    pub fn of(path: &Path) -> Option<Kind> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "jsonl" | "ndjson" => Kind::JsonLines,
+            "json" => Kind::JsonArray,
+            "txt" | "md" | "markdown" | "rst" => Kind::Text,
+            "html" | "htm" => Kind::Html,
+            _ => return None,
+        })
+    }
+}
+
+/// A document ready to send.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub id: String,
+    pub text: String,
+    pub metadata: Map<String, Value>,
+    pub sha256: String,
+}
+
+/// Something wrong with a file or one of its records: reported, skipped, counted as a failure.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub path: String,
+    /// Line (JSON lines) or element (JSON arrays, as `[i]`) the problem is at.
+    pub place: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.place {
+            Some(place) => write!(f, "{}:{place}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// What one file gave.
+#[derive(Debug, Default)]
+pub struct FileDocs {
+    pub docs: Vec<Doc>,
+    pub problems: Vec<Problem>,
+    /// Documents with no text (empty files, blank records): nothing to embed.
+    pub empty: usize,
+}
+
+fn hex(digest: impl AsRef<[u8]>) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads `path`, whose id prefix is `relative` (its path from the root it was found under, with
+/// `/` separators).
+pub fn read_file(path: &Path, relative: &str, kind: Kind) -> FileDocs {
+    let mut out = FileDocs::default();
+    let problem = |place: Option<String>, message: String| Problem { path: relative.to_owned(), place, message };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            out.problems.push(problem(None, format!("cannot read: {err}")));
+            return out;
+        }
+    };
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            out.problems.push(problem(None, format!("not UTF-8 text (invalid byte at offset {})", err.valid_up_to())));
+            return out;
+        }
+    };
+    let file_metadata = |sha256: &str| -> Map<String, Value> {
+        let mut metadata = Map::new();
+        metadata.insert("path".into(), json!(relative));
+        metadata.insert("bytes".into(), json!(bytes.len()));
+        metadata.insert("modified".into(), json!(modified));
+        metadata.insert("sha256".into(), json!(sha256));
+        metadata
+    };
+    match kind {
+        Kind::Text | Kind::Html => {
+            let sha256 = hex(Sha256::digest(&bytes));
+            let text = if kind == Kind::Html { html_text(&bytes) } else { text.to_owned() };
+            if text.trim().is_empty() {
+                out.empty += 1;
+            } else {
+                out.docs.push(Doc { id: relative.to_owned(), text, metadata: file_metadata(&sha256), sha256 });
+            }
+        }
+        Kind::JsonLines => {
+            for (number, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let place = format!("{}", number + 1);
+                match serde_json::from_str::<Value>(line) {
+                    Ok(value) => record(value, relative, &place, &file_metadata, &mut out),
+                    Err(err) => out.problems.push(problem(Some(place), format!("not JSON: {}", json_message(&err)))),
+                }
+            }
+        }
+        Kind::JsonArray => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => {
+                for (index, value) in items.into_iter().enumerate() {
+                    record(value, relative, &format!("[{index}]"), &file_metadata, &mut out);
+                }
+            }
+            Ok(_) => out.problems.push(problem(None, "expected a JSON array of {\"text\": ...} objects".into())),
+            Err(err) => out.problems.push(problem(None, format!("not JSON: {err}"))),
+        },
+    }
+    out
+}
+
+/// serde_json's message without its "at line 1 column N" (a JSON line is one line).
+fn json_message(err: &serde_json::Error) -> String {
+    format!("{} (column {})", err.to_string().split(" at line ").next().unwrap_or_default(), err.column())
+}
+
+/// One `{id?, text, metadata?}` record. Without an id it is `<path>#<line or index>`, so a re-run
+/// gives it the same id. The file's fields (path, bytes, modified, sha256) are added to the
+/// record's metadata; sha256 is the record's own (its text and metadata), not the file's.
+fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str) -> Map<String, Value>, out: &mut FileDocs) {
+    let problem = |message: &str| Problem { path: relative.to_owned(), place: Some(place.to_owned()), message: message.to_owned() };
+    let Value::Object(mut object) = value else {
+        out.problems.push(problem("expected an object {\"text\": ..., \"id\"?: ..., \"metadata\"?: {...}}"));
+        return;
+    };
+    let text = match object.remove("text") {
+        Some(Value::String(text)) => text,
+        Some(_) => return out.problems.push(problem("\"text\" must be a string")),
+        None => return out.problems.push(problem("missing \"text\"")),
+    };
+    let id = match object.remove("id") {
+        None | Some(Value::Null) => format!("{relative}#{}", place.trim_matches(|c| c == '[' || c == ']')),
+        Some(Value::String(id)) => id,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return out.problems.push(problem("\"id\" must be a string or a number")),
+    };
+    let own = match object.remove("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => return out.problems.push(problem("\"metadata\" must be an object")),
+    };
+    if let Some(extra) = object.keys().next() {
+        return out.problems.push(problem(&format!("unknown field \"{extra}\" (expected id, text, metadata)")));
+    }
+    if text.trim().is_empty() {
+        out.empty += 1;
+        return;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(text.as_bytes());
+    hasher.update([0]);
+    hasher.update(Value::Object(own.clone()).to_string().as_bytes());
+    let sha256 = hex(hasher.finalize());
+    let mut metadata = own;
+    metadata.extend(file_metadata(&sha256));
+    out.docs.push(Doc { id, text, metadata, sha256 });
+}
+
+/// The text of an HTML page: html2text's plain rendering (no link footnotes or decorations),
+/// wide enough not to wrap lines; scripts and styles are dropped by the parser.
+fn html_text(bytes: &[u8]) -> String {
+    html2text::config::plain().string_from_read(bytes, 100_000).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[test]
+    fn json_lines_keep_good_records_and_name_the_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "r.jsonl", b"{\"id\": \"a\", \"text\": \"alpha\", \"metadata\": {\"lang\": \"en\"}}\n\n{\"text\": \"beta\"}\n{oops\n{\"text\": 3}\n");
+        let got = read_file(&path, "sub/r.jsonl", Kind::JsonLines);
+        let ids: Vec<&str> = got.docs.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a", "sub/r.jsonl#3"]);
+        assert_eq!(got.docs[0].metadata["lang"], "en");
+        assert_eq!(got.docs[0].metadata["path"], "sub/r.jsonl");
+        let problems: Vec<String> = got.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("sub/r.jsonl:4: not JSON"), "{problems:?}");
+        assert_eq!(problems[1], "sub/r.jsonl:5: \"text\" must be a string");
+    }
+
+    #[test]
+    fn html_becomes_text_and_bad_utf8_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let html = write(dir.path(), "p.html", b"<html><head><style>p{}</style><script>var x;</script></head><body><h1>Title</h1><p>Hello <b>world</b></p></body></html>");
+        let got = read_file(&html, "p.html", Kind::Html);
+        let text = &got.docs[0].text;
+        assert!(text.contains("Title") && text.contains("Hello world"), "{text:?}");
+        assert!(!text.contains("var x") && !text.contains("p{}"), "{text:?}");
+        let bad = write(dir.path(), "bad.txt", b"ok \xff\xfe");
+        let got = read_file(&bad, "bad.txt", Kind::Text);
+        assert!(got.docs.is_empty());
+        assert_eq!(got.problems[0].to_string(), "bad.txt: not UTF-8 text (invalid byte at offset 3)");
+    }
+
+    #[test]
+    fn the_hash_follows_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "a.md", b"# A\ntext");
+        let first = read_file(&path, "a.md", Kind::Text).docs[0].sha256.clone();
+        assert_eq!(read_file(&path, "a.md", Kind::Text).docs[0].sha256, first);
+        write(dir.path(), "a.md", b"# A\nnew text");
+        assert_ne!(read_file(&path, "a.md", Kind::Text).docs[0].sha256, first);
+    }
+}
