@@ -211,6 +211,7 @@ fn openapi_lists_every_route_and_metrics_are_prometheus_text() {
     let parsed: utoipa::openapi::OpenApi = serde_json::from_value(spec.clone()).expect("the document parses as OpenAPI 3");
     let paths: HashSet<String> = parsed.paths.paths.keys().cloned().collect();
     for (path, methods) in [
+        ("/", vec!["get"]),
         ("/health", vec!["get"]),
         ("/ready", vec!["get"]),
         ("/metrics", vec!["get"]),
@@ -231,7 +232,7 @@ fn openapi_lists_every_route_and_metrics_are_prometheus_text() {
             assert!(spec["paths"][path][method].is_object(), "{method} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 14, "the document lists a route the server does not have: {paths:?}");
+    assert_eq!(paths.len(), 15, "the document lists a route the server does not have: {paths:?}");
 
     assert_eq!(server.post("/collections", &json!({"name": "m"})).0, 201);
     assert_eq!(server.post("/collections/m/documents", &json!({"documents": [{"text": "hello"}]})).0, 200);

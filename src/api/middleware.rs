@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::state::AppState;
 
-/// Probes: open without credentials, and never shed.
-const OPEN_ROUTES: [&str; 2] = ["/health", "/ready"];
+/// Probes and the page (static; it asks for the key itself): open without credentials, never shed.
+const OPEN_ROUTES: [&str; 3] = ["/", "/health", "/ready"];
 
 pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let Some(expected) = state.api_key.as_deref() else { return next.run(request).await };

@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use error::ApiError;
-use handlers::{collections, documents, embeddings, search, system};
+use handlers::{collections, documents, embeddings, page, search, system};
 pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
@@ -33,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(page::page))
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(system::metrics))

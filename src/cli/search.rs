@@ -87,11 +87,18 @@ pub fn run_search(args: &SearchArgs) -> Result<(), SearchError> {
     Ok(())
 }
 
-/// The query's words, lowercased, as the matches to mark (words of one letter skipped).
+/// Words the lexical index drops, so not marked either (the page uses the same list).
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "does", "for", "from", "has", "have", "how", "if", "in", "into", "is", "it", "its", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "what", "when", "where", "which", "who", "why", "will", "with",
+];
+
+/// The query's words, lowercased, as the matches to mark (words of one letter and stop words
+/// skipped).
 pub fn query_terms(query: &str) -> Vec<String> {
     let mut terms: Vec<String> = query
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .filter(|w| w.chars().count() > 1)
+        .filter(|w| w.chars().count() > 1 && !STOP_WORDS.contains(&w.to_lowercase().as_str()))
         .map(str::to_lowercase)
         .collect();
     terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
@@ -165,6 +172,7 @@ mod tests {
         let shown = excerpt(&long, &terms, 100);
         assert!(shown.starts_with('…') && shown.contains("tokio"), "{shown}");
         assert_eq!(mark("ünïcode text", &query_terms("text"), false), "ünïcode **text**");
-        assert_eq!(mark("Sourdough: do spawning", &query_terms("how do I spawn"), false), "Sourdough: **do** **spawn**ing");
+        assert_eq!(mark("Sourdough: go spawning", &query_terms("how go I spawn"), false), "Sourdough: **go** **spawn**ing");
+        assert_eq!(mark("how it is done", &query_terms("how is it done"), false), "how it is **done**");
     }
 }

@@ -3,5 +3,6 @@
 pub mod collections;
 pub mod documents;
 pub mod embeddings;
+pub mod page;
 pub mod search;
 pub mod system;
