@@ -5,6 +5,7 @@ mod extract;
 mod handlers;
 pub mod metrics;
 mod middleware;
+mod serde_strict;
 pub mod openapi;
 pub mod state;
 pub mod types;

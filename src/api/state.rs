@@ -20,12 +20,14 @@ pub struct AppState {
     loaded: OnceLock<Loaded>,
     /// Unix seconds when the models were loaded (`created` in `GET /v1/models`).
     loaded_at: OnceLock<u64>,
+    /// The OpenAPI document, once models are loaded (it states their widths).
+    openapi: OnceLock<String>,
 }
 
 impl AppState {
     pub fn new(limits: Limits, api_key: Option<String>, prometheus: Option<PrometheusHandle>) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-        AppState { limits, api_key, prometheus, in_flight, loaded: OnceLock::new(), loaded_at: OnceLock::new() }
+        AppState { limits, api_key, prometheus, in_flight, loaded: OnceLock::new(), loaded_at: OnceLock::new(), openapi: OnceLock::new() }
     }
 
     /// Marks the server ready. Called once, when models and indexes are loaded.
@@ -33,6 +35,15 @@ impl AppState {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let _ = self.loaded_at.set(now);
         let _ = self.loaded.set(loaded);
+    }
+
+    /// The OpenAPI document: built once after loading; rebuilt per request before.
+    pub fn openapi(&self, build: fn(&AppState) -> String) -> String {
+        match self.openapi.get() {
+            Some(doc) => doc.clone(),
+            None if self.loaded.get().is_some() => self.openapi.get_or_init(|| build(self)).clone(),
+            None => build(self),
+        }
     }
 
     pub fn loaded_at(&self) -> u64 {

@@ -45,7 +45,7 @@ pub struct EmbeddingsRequest {
     #[serde(default)]
     pub encoding_format: Option<String>,
     /// Matryoshka width, for models that allow it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub dimensions: Option<usize>,
     /// Accepted and ignored, as OpenAI clients send it.
     #[serde(default)]
@@ -108,10 +108,16 @@ pub enum MetricName {
 #[serde(deny_unknown_fields)]
 pub struct HnswConfig {
     /// Links per node, 2..=256 (default 16).
+    #[schema(minimum = 2, maximum = 256)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub m: Option<usize>,
-    /// Build breadth (default 200).
+    /// Build breadth, 1..=10000 (default 200).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub ef_construction: Option<usize>,
-    /// Default search breadth (default 64).
+    /// Default search breadth, 1..=10000 (default 64).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub ef_search: Option<usize>,
 }
 
@@ -120,8 +126,12 @@ pub struct HnswConfig {
 pub struct ChunkingConfig {
     /// Longest passage, in the model's tokens (special tokens not counted); at most the model's
     /// window less its special tokens.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "super::serde_strict::count")]
     pub max_tokens: usize,
-    /// Tokens shared by consecutive passages; below `max_tokens`.
+    /// Tokens shared by consecutive passages; capped at `max_tokens - 1`.
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "super::serde_strict::count")]
     pub overlap_tokens: usize,
 }
 
@@ -129,22 +139,19 @@ pub struct ChunkingConfig {
 #[serde(deny_unknown_fields)]
 pub struct CreateCollectionRequest {
     /// `[A-Za-z0-9_-]{1,64}`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     /// A model loaded by this server; default: the server's default model.
     pub model: Option<String>,
     /// `cosine` (default), `dot` or `l2`.
     pub metric: Option<MetricName>,
+    #[serde(default, deserialize_with = "super::serde_strict::object")]
     pub hnsw: Option<HnswConfig>,
     /// How documents are split into passages. Absent: the model's window (e.g. 254 tokens for
     /// MiniLM) with a 1/8 overlap. `null`: one passage per document, truncated at the window.
-    #[serde(default, deserialize_with = "absent_or_null")]
+    #[serde(default, deserialize_with = "super::serde_strict::absent_or_null_object")]
     #[schema(value_type = Option<ChunkingConfig>)]
     pub chunking: Option<Option<ChunkingConfig>>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn absent_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -205,17 +212,23 @@ pub struct CollectionDeleted {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentInput {
-    /// Up to 256 bytes; a UUIDv7 is generated when absent.
+    /// 1 to 256 characters; a UUIDv7 is generated when absent. An existing id is replaced.
+    #[schema(min_length = 1, max_length = 256)]
     pub id: Option<String>,
+    /// Not empty or only whitespace.
+    // Rust's `char::is_whitespace` set, spelled out: `\S` means different sets in different regex engines.
+    #[schema(pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub text: String,
-    /// A JSON object (size-limited).
-    #[schema(value_type = Object)]
+    /// A JSON object (at most 64 KiB serialized); filters read its fields.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddDocumentsRequest {
+    /// Upserts in order: an id given twice ends with its last document.
+    #[schema(min_items = 1)]
     pub documents: Vec<DocumentInput>,
 }
 
@@ -268,12 +281,14 @@ pub struct ListDocumentsQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page; absent for the first page.
+    #[param(pattern = "^([0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
     /// A metadata filter as JSON (same syntax as search), e.g. `{"lang":"en"}`.
     #[serde(rename = "where")]
     #[param(rename = "where")]
     pub filter: Option<String>,
     /// Comma-separated fields to return besides the id: `text`, `metadata` (default both).
+    #[param(pattern = "^(text|metadata)(,(text|metadata))*$")]
     pub include: Option<String>,
 }
 
@@ -318,7 +333,7 @@ pub struct DeleteDocumentsRequest {
     pub ids: Option<Vec<String>>,
     /// A metadata filter (same syntax as search).
     #[serde(rename = "where")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
 }
 
@@ -347,8 +362,10 @@ pub enum SearchMode {
 #[serde(deny_unknown_fields)]
 pub struct FusionWeights {
     /// Weight of the dense ranking in hybrid mode (default 1).
+    #[schema(minimum = 0, maximum = 1e6)]
     pub dense: Option<f32>,
     /// Weight of the lexical ranking in hybrid mode (default 1).
+    #[schema(minimum = 0, maximum = 1e6)]
     pub lexical: Option<f32>,
 }
 
@@ -356,16 +373,22 @@ pub struct FusionWeights {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Text to embed with the collection's model (as a query). Give this or `vector`.
+    // Rust's `char::is_whitespace` set, spelled out: `\S` means different sets in different regex engines.
+    #[schema(pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub query: Option<String>,
     /// A query vector of the collection's width. Give this or `query`.
     pub vector: Option<Vec<f32>>,
     /// Results to return, 1..=1000 (default 10).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub k: Option<usize>,
     /// Metadata filter: `{"field": value}`, `$eq $ne $gt $gte $lt $lte $in $nin $and $or`.
     #[serde(rename = "where")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// Search breadth (default: the collection's `ef_search`).
+    /// Search breadth, 1..=10000 (default: the collection's `ef_search`).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub ef: Option<usize>,
     /// Fields to return with each hit (default: text and metadata).
     pub include: Option<Vec<Include>>,
@@ -374,14 +397,17 @@ pub struct SearchRequest {
     /// Return the k best passages rather than the k best documents (default false).
     pub passages: Option<bool>,
     /// Hybrid mode: RRF constant k (default 60).
+    #[schema(minimum = 0, maximum = 1e6)]
     pub rrf_k: Option<f32>,
     /// Hybrid mode: weights of the two rankings.
+    #[serde(default, deserialize_with = "super::serde_strict::object")]
     pub weights: Option<FusionWeights>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchSearchRequest {
+    #[schema(min_items = 1)]
     pub searches: Vec<SearchRequest>,
 }
 

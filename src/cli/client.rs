@@ -91,6 +91,26 @@ impl Client {
         self.answer(&url, request.call())
     }
 
+    /// Waits while the server answers 503 on /ready (still loading models and indexes), up to
+    /// `limit`; a server that is not there at all fails at once.
+    pub fn wait_ready(&self, limit: Duration) -> Result<(), ClientError> {
+        let started = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            match self.get("/ready", &[]) {
+                Err(ClientError::Http { status: 503, .. }) if started.elapsed() < limit => {
+                    if !said {
+                        eprintln!("waiting for akidb at {} to finish loading…", self.base);
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Ok(_) => return Ok(()),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

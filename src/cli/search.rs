@@ -50,6 +50,7 @@ const SHOWN_CHARS: usize = 320;
 
 pub fn run_search(args: &SearchArgs) -> Result<(), SearchError> {
     let client = Client::new(&args.server);
+    client.wait_ready(std::time::Duration::from_secs(120))?;
     let mut body = json!({"query": args.query, "k": args.k});
     if let Some(mode) = args.mode {
         body["mode"] = json!(format!("{mode:?}").to_lowercase());

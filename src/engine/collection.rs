@@ -65,6 +65,9 @@ struct Side {
     points: Vec<(PointId, Vec<f32>)>,
 }
 
+/// Largest vector component accepted (see `prepare_vector`).
+pub const MAX_COMPONENT: f32 = 1e15;
+
 /// How a filtered search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterStrategy {
@@ -211,12 +214,17 @@ impl Collection {
         if vector.iter().any(|v| !v.is_finite()) {
             return Err(EngineError::InvalidVector("vector contains NaN or infinity".into()));
         }
+        // Larger components overflow f32 dot products and l2 distances into infinity or NaN.
+        if vector.iter().any(|v| v.abs() > MAX_COMPONENT) {
+            return Err(EngineError::InvalidVector(format!("vector components must be within ±{MAX_COMPONENT:e}")));
+        }
         if self.config.metric == Metric::Cosine {
-            let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+            // In f64: squares of tiny or huge f32 components neither underflow nor overflow.
+            let norm = vector.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
             if norm == 0.0 || !norm.is_finite() {
                 return Err(EngineError::InvalidVector("a zero vector has no direction (cosine metric)".into()));
             }
-            vector.iter_mut().for_each(|v| *v /= norm);
+            vector.iter_mut().for_each(|v| *v = (f64::from(*v) / norm) as f32);
         }
         Ok(vector)
     }
@@ -245,19 +253,24 @@ impl Collection {
             let mut texts: Vec<(PointId, &str)> = Vec::new();
             let mut replaced: Vec<PointId> = Vec::new();
             let mut added_documents = 0;
+            // An id repeated within the batch ends with its last document: the store dropped the
+            // earlier ones' passages in the same transaction, so they are never indexed.
+            let last: HashMap<&str, usize> = documents.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
+            let existed: HashSet<&str> = written.iter().zip(&documents).filter(|(w, _)| !w.replaced.is_empty()).map(|(_, d)| d.id.as_str()).collect();
             // Metadata first: a point the graph can return must have its metadata for filters.
             {
                 let mut cache = self.metadata.write();
-                let mut counted = HashSet::new();
-                for (w, doc) in written.iter().zip(&documents) {
-                    // New ids only (an id repeated within one batch counts once).
-                    if w.replaced.is_empty() && counted.insert(doc.id.as_str()) {
-                        added_documents += 1;
-                    }
+                for (i, (w, doc)) in written.iter().zip(&documents).enumerate() {
                     for old in &w.replaced {
                         cache.remove(old);
                     }
                     replaced.extend(&w.replaced);
+                    if last.get(doc.id.as_str()) != Some(&i) {
+                        continue;
+                    }
+                    if !existed.contains(doc.id.as_str()) {
+                        added_documents += 1;
+                    }
                     let shared = Arc::new(doc.metadata.clone());
                     let spans: Vec<crate::domain::Span> = doc.passages.iter().map(|p| p.span).collect();
                     let passage_texts = crate::domain::slices(&doc.text, &spans);
@@ -352,7 +365,7 @@ impl Collection {
     /// Up to `limit` documents after the id `after`, in id order, that `filter` matches; and
     /// whether documents remain past the last one returned. A selective filter reads through the
     /// store until it finds `limit` matches (the metadata cache is keyed by point, not id).
-    pub fn page(&self, after: Option<&str>, limit: usize, filter: Option<&Filter>) -> Result<(Vec<Document>, bool), EngineError> {
+    pub fn page(&self, after: Option<&[u8]>, limit: usize, filter: Option<&Filter>) -> Result<(Vec<Document>, bool), EngineError> {
         let mut page = Vec::with_capacity(limit.min(1024));
         let documents = self.store.documents(self.id(), after).map_err(|e| self.named(e))?;
         for document in documents {

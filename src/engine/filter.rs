@@ -31,7 +31,8 @@ impl Filter {
     pub fn parse(value: &Value) -> Result<Filter, String> {
         let object = value.as_object().ok_or("a filter must be a JSON object")?;
         if object.is_empty() {
-            return Err("a filter object must not be empty".into());
+            // `{}` matches every document (as Chroma reads it); deletes refuse it upstream.
+            return Ok(Filter::And(Vec::new()));
         }
         let mut clauses = Vec::with_capacity(object.len());
         for (key, value) in object {
@@ -87,7 +88,9 @@ fn parse_field(field: &str, value: &Value) -> Result<Filter, String> {
         scalar => (Op::Eq, scalar.clone()),
     };
     match op {
-        Op::In | Op::Nin if !operand.is_array() => return Err(format!("field {field}: $in/$nin take an array")),
+        Op::In | Op::Nin if !operand.as_array().is_some_and(|items| items.iter().all(|v| !(v.is_object() || v.is_array()))) => {
+            return Err(format!("field {field}: $in/$nin take an array of scalars"))
+        }
         Op::Gt | Op::Gte | Op::Lt | Op::Lte if !(operand.is_number() || operand.is_string()) => {
             return Err(format!("field {field}: range operators take a number or a string"))
         }
@@ -163,10 +166,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_filter_matches_everything() {
+        let all = Filter::parse(&json!({})).unwrap();
+        assert!(all.matches(&Map::new()));
+        assert!(all.matches(json!({"a": 1}).as_object().unwrap()));
+    }
+
+    #[test]
     fn malformed_filters_name_the_problem() {
         for (filter, needle) in [
             (json!([]), "JSON object"),
-            (json!({}), "must not be empty"),
+            (json!({"a": {"$in": [{"x": 1}]}}), "array of scalars"),
             (json!({"$xor": []}), "unknown operator"),
             (json!({"a": {"$regex": "x"}}), "unknown operator $regex"),
             (json!({"a": {"$in": 3}}), "take an array"),

@@ -18,7 +18,8 @@ use crate::index::{validate_params, IndexError};
 use crate::store::{CollectionConfig, DocumentStore, SledStore, StoreError};
 
 /// Longest document id, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest document id, in characters (what a JSON schema's maxLength counts).
+pub const MAX_ID_CHARS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -69,8 +70,9 @@ pub fn validate_document_id(id: &str) -> Result<(), EngineError> {
     if id.is_empty() {
         return Err(EngineError::InvalidId("an id must not be empty".into()));
     }
-    if id.len() > MAX_ID_BYTES {
-        return Err(EngineError::InvalidId(format!("ids are at most {MAX_ID_BYTES} bytes, got {}", id.len())));
+    let chars = id.chars().count();
+    if chars > MAX_ID_CHARS {
+        return Err(EngineError::InvalidId(format!("ids are at most {MAX_ID_CHARS} characters, got {chars}")));
     }
     Ok(())
 }

@@ -1,8 +1,5 @@
 //! Paging through a collection's documents and counting what a filter matches.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-
 use super::{blocking, Service, ServiceError};
 use crate::domain::Document;
 use crate::engine::Filter;
@@ -14,16 +11,23 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// The cursor is the last id of a page, base64url-encoded: opaque to clients, and stable under
-/// writes (documents added before it are skipped, after it are seen; nothing is seen twice).
+/// The cursor is the last id of a page in lowercase hex: opaque to clients, stable under writes
+/// (documents added before it are skipped, after it are seen; nothing is seen twice). Any even-
+/// length hex string is a valid position (the page starts after those bytes), so a cursor never
+/// fails once it matches the documented pattern.
 fn encode_cursor(id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(id.as_bytes())
+    id.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, ServiceError> {
-    let invalid = || ServiceError::Invalid { code: "invalid_cursor", message: format!("cursor '{cursor}' is not one this server returned") };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    String::from_utf8(bytes).map_err(|_| invalid())
+fn decode_cursor(cursor: &str) -> Result<Vec<u8>, ServiceError> {
+    let invalid = || ServiceError::Invalid { code: "invalid_cursor", message: format!("cursor '{cursor}' is not one this server returned (even-length hex)") };
+    if cursor.is_empty() || cursor.len() % 2 != 0 {
+        return Err(invalid());
+    }
+    (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()).ok_or_else(invalid))
+        .collect()
 }
 
 impl Service {
@@ -59,9 +63,11 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         for id in ["a", "docs/readme.md", "ünïcode id", "x".repeat(256).as_str()] {
-            assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+            assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id.as_bytes());
         }
-        assert!(matches!(decode_cursor("not base64!"), Err(ServiceError::Invalid { code: "invalid_cursor", .. })));
-        assert!(matches!(decode_cursor(&URL_SAFE_NO_PAD.encode([0xff, 0xfe])), Err(ServiceError::Invalid { code: "invalid_cursor", .. })));
+        assert_eq!(decode_cursor("fffe").unwrap(), [0xff, 0xfe]);
+        for bad in ["", "abc", "zz", "é1"] {
+            assert!(matches!(decode_cursor(bad), Err(ServiceError::Invalid { code: "invalid_cursor", .. })), "{bad}");
+        }
     }
 }

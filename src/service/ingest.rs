@@ -4,7 +4,6 @@
 //! everything that writes nothing (validation, splitting, embedding); `PreparedIngest::write`
 //! commits. A request abandoned before `write` has changed nothing.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -66,14 +65,10 @@ impl Service {
         if inputs.len() > limits.max_batch_documents {
             return Err(ServiceError::TooLarge(format!("at most {} documents per request, got {}", limits.max_batch_documents, inputs.len())));
         }
-        let mut seen = HashSet::with_capacity(inputs.len());
         let mut checked = Vec::with_capacity(inputs.len());
         for (i, doc) in inputs.into_iter().enumerate() {
             let id = doc.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             validate_document_id(&id).map_err(|e| ServiceError::invalid(format!("documents[{i}].id: {e}")))?;
-            if !seen.insert(id.clone()) {
-                return Err(ServiceError::invalid(format!("documents[{i}].id: '{id}' appears twice in this request")));
-            }
             if doc.text.trim().is_empty() {
                 return Err(ServiceError::invalid(format!("documents[{i}].text is empty")));
             }

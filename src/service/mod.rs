@@ -168,7 +168,10 @@ impl Service {
         let chunking = match request.chunking {
             ChunkingChoice::Default => Some(default_chunking(model.encoder())),
             ChunkingChoice::Off => None,
-            ChunkingChoice::Custom(c) => {
+            ChunkingChoice::Custom(mut c) => {
+                // An overlap as large as the passage is capped (the answer shows what applies):
+                // the schema cannot relate two fields, and a capped overlap is still an overlap.
+                c.overlap_tokens = c.overlap_tokens.min(c.max_tokens.saturating_sub(1));
                 passages::validate_chunking(&c, model.encoder()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
                 Some(c)
             }

@@ -100,6 +100,10 @@ struct Plan {
     vector: Option<Vec<f32>>,
 }
 
+/// Largest RRF constant or fusion weight (typical values: k 60, weights near 1); bounded so that
+/// fused scores stay finite.
+pub const MAX_FUSION_PARAMETER: f32 = 1e6;
+
 impl Service {
     fn plan(&self, query: SearchQuery, at: &str) -> Result<Plan, ServiceError> {
         let max_k = self.limits.max_k;
@@ -112,8 +116,9 @@ impl Service {
             }
         }
         let f = query.fusion;
-        if !(f.rrf_k.is_finite() && f.rrf_k >= 0.0) || !(f.dense_weight.is_finite() && f.dense_weight >= 0.0) || !(f.lexical_weight.is_finite() && f.lexical_weight >= 0.0) {
-            return Err(ServiceError::invalid(format!("{at}rrf_k and weights must be finite and not negative")));
+        let in_range = |x: f32| (0.0..=MAX_FUSION_PARAMETER).contains(&x);
+        if !(in_range(f.rrf_k) && in_range(f.dense_weight) && in_range(f.lexical_weight)) {
+            return Err(ServiceError::invalid(format!("{at}rrf_k and weights must be in 0..={MAX_FUSION_PARAMETER:e}")));
         }
         let mode = match (&query.query, &query.vector) {
             (Some(_), Some(_)) => return Err(ServiceError::invalid(format!("{at}give query or vector, not both"))),

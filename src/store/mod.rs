@@ -64,7 +64,7 @@ pub trait DocumentStore: Send + Sync {
     fn count(&self, collection: &str) -> Result<usize, StoreError>;
     /// Live documents in id (byte) order, from the first id above `after`: a stable order for
     /// paging.
-    fn documents(&self, collection: &str, after: Option<&str>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
+    fn documents(&self, collection: &str, after: Option<&[u8]>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
     /// Up to `limit` live points above `after` with their passage text, in point order: what the

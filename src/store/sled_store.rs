@@ -297,11 +297,11 @@ impl DocumentStore for SledStore {
         Ok(self.trees(collection)?.0.len())
     }
 
-    fn documents(&self, collection: &str, after: Option<&str>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
+    fn documents(&self, collection: &str, after: Option<&[u8]>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
         use std::ops::Bound;
         let (docs, _) = self.trees(collection)?;
         let collection = collection.to_owned();
-        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.as_bytes().to_vec()));
+        let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_vec()));
         Ok(Box::new(docs.range::<Vec<u8>, _>((start, Bound::Unbounded)).map(move |entry| {
             let (id, bytes) = entry?;
             self.document(&id, &bytes, &collection)

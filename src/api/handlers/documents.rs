@@ -103,6 +103,13 @@ pub async fn delete_documents(
     if request.ids.is_none() && filter.is_none() {
         return Err(ApiError::bad_request("give ids, where, or both"));
     }
+    if request.filter.as_ref().and_then(|f| f.as_object()).is_some_and(|f| f.is_empty()) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_filter",
+            "where: {} matches every document; to delete them all, delete the collection",
+        ));
+    }
     gate.commit()?;
     let deleted = service.delete_documents(&name, request.ids, filter).await?;
     Ok(Json(Deleted { deleted }))
@@ -136,11 +143,11 @@ pub async fn list_documents(
     let (mut text, mut metadata) = (true, true);
     if let Some(include) = query.include.as_deref() {
         (text, metadata) = (false, false);
-        for field in include.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        for field in include.split(',') {
             match field {
                 "text" => text = true,
                 "metadata" => metadata = true,
-                other => return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_include", format!("include: unknown field '{other}' (text, metadata)"))),
+                other => return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_include", format!("include: unknown field '{other}' (a comma-separated list of text, metadata)"))),
             }
         }
     }

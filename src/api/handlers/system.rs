@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::api::openapi::openapi_json;
+use crate::api::openapi::{document, ModelFacts, ServerFacts};
 use crate::api::state::AppState;
 use crate::api::types::{HealthResponse, ModelStatus, ReadyResponse};
 use crate::embed::EmbeddingProvider;
@@ -58,6 +58,21 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "This API's OpenAPI 3 document")))]
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi(build_openapi)).into_response()
+}
+
+/// This server's document: its key requirement, its limits, its models' widths.
+fn build_openapi(state: &AppState) -> String {
+    let models = state
+        .loaded()
+        .map(|loaded| {
+            loaded
+                .models
+                .iter()
+                .map(|m| ModelFacts { name: m.info().name.clone(), dims: m.info().dims, max_passage_tokens: m.encoder().window(), widths: m.info().matryoshka_dims.clone() })
+                .collect()
+        })
+        .unwrap_or_default();
+    document(&ServerFacts { api_key: state.api_key.is_some(), limits: &state.limits, models })
 }

@@ -87,6 +87,7 @@ struct Totals {
 pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
     let started = Instant::now();
     let client = Client::new(&args.server);
+    client.wait_ready(READY_WAIT)?;
     ensure_collection(&client, args)?;
     let walked = walk::walk(&args.paths, &args.include, &args.exclude).map_err(IngestError::Paths)?;
     let known = if args.force { HashMap::new() } else { stored_hashes(&client, &args.collection)? };
@@ -240,6 +241,8 @@ struct Progress {
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
+/// How long to wait for a server that is still loading.
+const READY_WAIT: Duration = Duration::from_secs(120);
 
 impl Progress {
     fn new(total_bytes: u64, files: usize) -> Self {

@@ -183,10 +183,10 @@ fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str
     out.docs.push(Doc { id, text, metadata, sha256 });
 }
 
-/// The text of an HTML page: html2text's plain rendering (no link footnotes or decorations),
+/// The text of an HTML page: html2text's plain rendering without decorations (no `#`, `**`),
 /// wide enough not to wrap lines; scripts and styles are dropped by the parser.
 fn html_text(bytes: &[u8]) -> String {
-    html2text::config::plain().string_from_read(bytes, 100_000).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
+    html2text::config::plain_no_decorate().string_from_read(bytes, 100_000).unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
 }
 
 #[cfg(test)]

@@ -60,6 +60,11 @@ pub fn walk(roots: &[PathBuf], include: &[String], exclude: &[String]) -> Result
                 continue;
             }
             let path = entry.path();
+            // A hidden file that an --include glob matches is still hidden (overrides win over
+            // the walker's own hidden-file rule).
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let Some(kind) = Kind::of(path) else {
                 walked.other_kinds += 1;
                 continue;
