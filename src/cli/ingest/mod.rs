@@ -29,7 +29,7 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     /// Files and folders: .jsonl ({id?, text, metadata?} per line), .json (an array of those),
-    /// .txt, .md, .html. Folders are walked recursively, honouring .gitignore, skipping hidden files.
+    /// .txt, .md, .html, .pdf. Folders are walked recursively, honouring .gitignore, skipping hidden files.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Collection to load into.

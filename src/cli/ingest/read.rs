@@ -1,5 +1,5 @@
 //! Files to documents: `.jsonl` / `.json` records, `.txt` / `.md` as they are, `.html` as its
-//! text (html2text). Each document carries `{path, bytes, modified, sha256}` in its metadata;
+//! text (html2text), `.pdf` as its text (pdf-extract). Each document carries `{path, bytes, modified, sha256}` in its metadata;
 //! the hash is what makes a re-run skip what the server already holds.
 
 use std::path::Path;
@@ -14,6 +14,7 @@ pub enum Kind {
     JsonArray,
     Text,
     Html,
+    Pdf,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             "json" => Kind::JsonArray,
             "txt" | "md" | "markdown" | "rst" => Kind::Text,
             "html" | "htm" => Kind::Html,
+            "pdf" => Kind::Pdf,
             _ => return None,
         })
     }
@@ -86,13 +88,6 @@ pub fn read_file(path: &Path, relative: &str, kind: Kind) -> FileDocs {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    let text = match std::str::from_utf8(&bytes) {
-        Ok(text) => text,
-        Err(err) => {
-            out.problems.push(problem(None, format!("not UTF-8 text (invalid byte at offset {})", err.valid_up_to())));
-            return out;
-        }
-    };
     let file_metadata = |sha256: &str| -> Map<String, Value> {
         let mut metadata = Map::new();
         metadata.insert("path".into(), json!(relative));
@@ -101,7 +96,24 @@ pub fn read_file(path: &Path, relative: &str, kind: Kind) -> FileDocs {
         metadata.insert("sha256".into(), json!(sha256));
         metadata
     };
+    if kind == Kind::Pdf {
+        let sha256 = hex(Sha256::digest(&bytes));
+        match pdf_text(&bytes) {
+            Ok(text) if text.trim().is_empty() => out.empty += 1,
+            Ok(text) => out.docs.push(Doc { id: relative.to_owned(), text, metadata: file_metadata(&sha256), sha256 }),
+            Err(message) => out.problems.push(problem(None, message)),
+        }
+        return out;
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            out.problems.push(problem(None, format!("not UTF-8 text (invalid byte at offset {})", err.valid_up_to())));
+            return out;
+        }
+    };
     match kind {
+        Kind::Pdf => {}
         Kind::Text | Kind::Html => {
             let sha256 = hex(Sha256::digest(&bytes));
             let text = if kind == Kind::Html { html_text(&bytes) } else { text.to_owned() };
@@ -183,6 +195,16 @@ fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str
     out.docs.push(Doc { id, text, metadata, sha256 });
 }
 
+/// The text of a PDF's pages. pdf-extract can panic on malformed files: a panic is this file's
+/// problem, not the run's.
+fn pdf_text(bytes: &[u8]) -> Result<String, String> {
+    match std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes)) {
+        Ok(Ok(text)) => Ok(text),
+        Ok(Err(err)) => Err(format!("cannot read the PDF: {err}")),
+        Err(_) => Err("cannot read the PDF (the extractor failed on it)".into()),
+    }
+}
+
 /// The text of an HTML page: html2text's plain rendering without decorations (no `#`, `**`),
 /// wide enough not to wrap lines; scripts and styles are dropped by the parser.
 fn html_text(bytes: &[u8]) -> String {
@@ -226,6 +248,44 @@ mod tests {
         let got = read_file(&bad, "bad.txt", Kind::Text);
         assert!(got.docs.is_empty());
         assert_eq!(got.problems[0].to_string(), "bad.txt: not UTF-8 text (invalid byte at offset 3)");
+    }
+
+    /// A one-page PDF with one line of text, its xref offsets computed.
+    fn tiny_pdf(line: &str) -> Vec<u8> {
+        let stream = format!("BT /F1 12 Tf 72 720 Td ({line}) Tj ET");
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+            format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+        ];
+        let mut pdf = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.extend(format!("{} 0 obj\n{object}\nendobj\n", i + 1).bytes());
+        }
+        let xref = pdf.len();
+        pdf.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+        for offset in offsets {
+            pdf.extend(format!("{offset:010} 00000 n \n").bytes());
+        }
+        pdf.extend(format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).bytes());
+        pdf
+    }
+
+    #[test]
+    fn pdf_text_is_extracted_and_a_broken_pdf_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = write(dir.path(), "a.pdf", &tiny_pdf("Quarterly revenue grew by nine percent"));
+        let got = read_file(&good, "a.pdf", Kind::Pdf);
+        assert!(got.problems.is_empty(), "{:?}", got.problems);
+        assert!(got.docs[0].text.contains("Quarterly revenue grew by nine percent"), "{:?}", got.docs[0].text);
+        let broken = write(dir.path(), "b.pdf", b"%PDF-1.4 this is not really a pdf");
+        let got = read_file(&broken, "b.pdf", Kind::Pdf);
+        assert!(got.docs.is_empty());
+        assert!(got.problems[0].to_string().starts_with("b.pdf: cannot read the PDF"), "{:?}", got.problems);
     }
 
     #[test]

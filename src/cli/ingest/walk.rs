@@ -35,7 +35,7 @@ pub fn walk(roots: &[PathBuf], include: &[String], exclude: &[String]) -> Result
             let relative = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             match Kind::of(root) {
                 Some(kind) => walked.files.push(Found { path: root.clone(), relative, kind, bytes: metadata.len() }),
-                None => walked.problems.push(Problem { path: relative, place: None, message: "not a file type akidb reads (.jsonl .json .txt .md .html)".into() }),
+                None => walked.problems.push(Problem { path: relative, place: None, message: "not a file type akidb reads (.jsonl .json .txt .md .html .pdf)".into() }),
             }
             continue;
         }
