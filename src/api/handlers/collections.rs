@@ -48,9 +48,9 @@ pub fn info(collection: &Collection) -> CollectionInfo {
     }
 }
 
-#[utoipa::path(post, path = "/collections", tag = "collections", request_body = CreateCollectionRequest,
-    responses((status = 201, body = CollectionInfo), (status = 400, body = ErrorBody),
-              (status = 404, description = "Unknown model", body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/collections", tag = "collections", summary = "Create a collection", request_body = CreateCollectionRequest,
+    responses((status = 201, description = "The new collection", body = CollectionInfo), (status = 400, description = "Bad name, metric, HNSW or chunking settings", body = ErrorBody),
+              (status = 404, description = "Unknown model", body = ErrorBody), (status = 409, description = "A collection of that name exists", body = ErrorBody)))]
 pub async fn create_collection(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
@@ -77,21 +77,21 @@ pub async fn create_collection(
     Ok((StatusCode::CREATED, Json(info(&collection))))
 }
 
-#[utoipa::path(get, path = "/collections", tag = "collections", responses((status = 200, body = CollectionList)))]
+#[utoipa::path(get, path = "/collections", tag = "collections", summary = "List collections", responses((status = 200, description = "Every collection with its settings and counts", body = CollectionList)))]
 pub async fn list_collections(State(state): State<Arc<AppState>>) -> Result<Json<CollectionList>, ApiError> {
     let loaded = state.loaded()?;
     Ok(Json(CollectionList { collections: loaded.engine.collections().iter().map(|c| info(c)).collect() }))
 }
 
-#[utoipa::path(get, path = "/collections/{name}", tag = "collections", params(("name" = String, Path)),
-    responses((status = 200, body = CollectionInfo), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/collections/{name}", tag = "collections", summary = "A collection's settings and counts", params(("name" = String, Path)),
+    responses((status = 200, description = "The collection", body = CollectionInfo), (status = 404, description = "No such collection", body = ErrorBody)))]
 pub async fn get_collection(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
     let collection = state.loaded()?.engine.collection(&name)?;
     Ok(Json(info(&collection)))
 }
 
-#[utoipa::path(delete, path = "/collections/{name}", tag = "collections", params(("name" = String, Path)),
-    responses((status = 200, body = CollectionDeleted), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/collections/{name}", tag = "collections", summary = "Delete a collection and its documents", params(("name" = String, Path)),
+    responses((status = 200, description = "Deleted; how many documents it held", body = CollectionDeleted), (status = 404, description = "No such collection", body = ErrorBody)))]
 pub async fn delete_collection(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,

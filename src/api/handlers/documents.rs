@@ -16,10 +16,10 @@ use crate::api::types::{
 use crate::engine::Filter;
 use crate::service::DocumentInput;
 
-#[utoipa::path(post, path = "/collections/{name}/documents", tag = "documents", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/collections/{name}/documents", tag = "documents", summary = "Add or replace documents (split, embed, store, index)", params(("name" = String, Path)),
     request_body = AddDocumentsRequest,
-    responses((status = 200, body = AddDocumentsResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Per document: id, passages, tokens, truncation", body = AddDocumentsResponse), (status = 400, description = "An invalid document (id, text, metadata)", body = ErrorBody), (status = 404, description = "No such collection", body = ErrorBody),
+              (status = 413, description = "Too many documents or too large a body or metadata", body = ErrorBody), (status = 422, description = "JSON of the wrong shape", body = ErrorBody)))]
 pub async fn add_documents(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
@@ -48,9 +48,9 @@ pub async fn add_documents(
     }))
 }
 
-#[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "documents",
+#[utoipa::path(get, path = "/collections/{name}/documents/{id}", tag = "documents", summary = "A document: text, metadata, passages",
     params(("name" = String, Path), ("id" = String, Path), ("include_vector" = Option<bool>, Query)),
-    responses((status = 200, body = DocumentResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The document", body = DocumentResponse), (status = 404, description = "No such collection or document", body = ErrorBody)))]
 pub async fn get_document(
     State(state): State<Arc<AppState>>,
     Path((name, id)): Path<(String, String)>,
@@ -70,9 +70,9 @@ pub async fn get_document(
     Ok(Json(DocumentResponse { id: document.id, text: document.text, metadata: document.metadata, passages, vector }))
 }
 
-#[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "documents",
+#[utoipa::path(delete, path = "/collections/{name}/documents/{id}", tag = "documents", summary = "Delete a document",
     params(("name" = String, Path), ("id" = String, Path)),
-    responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "Deleted (1)", body = Deleted), (status = 404, description = "No such collection or document", body = ErrorBody)))]
 pub async fn delete_document(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
@@ -88,9 +88,9 @@ pub async fn delete_document(
     Ok(Json(Deleted { deleted }))
 }
 
-#[utoipa::path(post, path = "/collections/{name}/documents/delete", tag = "documents", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/collections/{name}/documents/delete", tag = "documents", summary = "Delete documents by id and/or filter", params(("name" = String, Path)),
     request_body = DeleteDocumentsRequest,
-    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "How many were deleted", body = Deleted), (status = 400, description = "Neither ids nor a filter, or a bad filter", body = ErrorBody), (status = 404, description = "No such collection", body = ErrorBody)))]
 pub async fn delete_documents(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,

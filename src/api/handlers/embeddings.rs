@@ -36,10 +36,10 @@ fn inputs(input: Value) -> Result<Vec<String>, ApiError> {
     Ok(texts)
 }
 
-#[utoipa::path(post, path = "/v1/embeddings", tag = "embeddings", request_body = EmbeddingsRequest,
-    responses((status = 200, body = EmbeddingsResponse),
-              (status = 400, body = ErrorBody), (status = 404, description = "Unknown model", body = ErrorBody),
-              (status = 413, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/embeddings", tag = "embeddings", summary = "Embed texts (OpenAI-compatible)", request_body = EmbeddingsRequest,
+    responses((status = 200, description = "One embedding per input, in order", body = EmbeddingsResponse),
+              (status = 400, description = "Bad input or dimensions", body = ErrorBody), (status = 404, description = "Model not loaded", body = ErrorBody),
+              (status = 413, description = "Too many inputs", body = ErrorBody)))]
 pub async fn create_embeddings(State(state): State<Arc<AppState>>, ApiJson(request): ApiJson<EmbeddingsRequest>) -> Result<Json<EmbeddingsResponse>, ApiError> {
     let loaded = state.loaded()?;
     let base64 = match request.encoding_format.as_deref() {

@@ -59,10 +59,10 @@ fn hit(h: service::SearchHit) -> SearchHit {
     }
 }
 
-#[utoipa::path(post, path = "/collections/{name}/search", tag = "search", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/collections/{name}/search", tag = "search", summary = "Search a collection (dense, lexical or hybrid)", params(("name" = String, Path)),
     request_body = SearchRequest,
-    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "The best documents (or passages), best first", body = SearchResponse), (status = 400, description = "Bad query, vector, k, ef, filter or mode", body = ErrorBody), (status = 404, description = "No such collection", body = ErrorBody),
+              (status = 422, description = "JSON of the wrong shape", body = ErrorBody)))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -74,10 +74,10 @@ pub async fn search(
     Ok(Json(SearchResponse { results: results.into_iter().map(hit).collect() }))
 }
 
-#[utoipa::path(post, path = "/collections/{name}/search/batch", tag = "search", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/collections/{name}/search/batch", tag = "search", summary = "Run several searches in one request", params(("name" = String, Path)),
     request_body = BatchSearchRequest,
-    responses((status = 200, body = BatchSearchResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 413, body = ErrorBody)))]
+    responses((status = 200, description = "One result list per search, in order", body = BatchSearchResponse), (status = 400, description = "A bad search (named by its index)", body = ErrorBody), (status = 404, description = "No such collection", body = ErrorBody),
+              (status = 413, description = "Too many searches", body = ErrorBody)))]
 pub async fn search_batch(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

@@ -12,7 +12,7 @@ use crate::api::state::AppState;
 use crate::api::types::{HealthResponse, ModelStatus, ReadyResponse};
 use crate::embed::EmbeddingProvider;
 
-#[utoipa::path(get, path = "/health", tag = "system",
+#[utoipa::path(get, path = "/health", tag = "system", summary = "Liveness, models and execution providers",
     responses((status = 200, description = "The process is alive", body = HealthResponse)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<HealthResponse> {
     let models = state
@@ -34,7 +34,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<HealthResponse> 
     Json(HealthResponse { status: "ok", version: env!("CARGO_PKG_VERSION"), ready: state.is_ready(), models })
 }
 
-#[utoipa::path(get, path = "/ready", tag = "system",
+#[utoipa::path(get, path = "/ready", tag = "system", summary = "Readiness: models and indexes loaded",
     responses((status = 200, description = "Models and indexes are loaded", body = ReadyResponse),
               (status = 503, description = "Still loading", body = ReadyResponse)))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
@@ -43,7 +43,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(ReadyResponse { ready })).into_response()
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "system",
+#[utoipa::path(get, path = "/metrics", tag = "system", summary = "Prometheus metrics",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     if let Ok(loaded) = state.loaded() {
@@ -56,7 +56,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-#[utoipa::path(get, path = "/openapi.json", tag = "system",
+#[utoipa::path(get, path = "/openapi.json", tag = "system", summary = "This document",
     responses((status = 200, description = "This API's OpenAPI 3 document")))]
 pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], state.openapi(build_openapi)).into_response()
