@@ -172,3 +172,18 @@ fn an_ingest_killed_midway_is_completed_by_a_rerun_without_duplicates() {
     assert_eq!(info["documents"], RECORDS);
     assert_eq!(info["passages"], RECORDS);
 }
+
+#[test]
+fn ingest_splits_batches_the_server_refuses_as_too_large_and_retries_when_it_is_busy() {
+    let data = tempfile::tempdir().unwrap();
+    // At most 3 documents per request (413 beyond) and one request at a time (503 beyond).
+    let server = Server::start(data.path(), &["--max-batch-documents", "3", "--max-in-flight", "1"]);
+    let folder = tempfile::tempdir().unwrap();
+    let lines: String = (0..40).map(|i| format!("{}\n", json!({"id": format!("r{i}"), "text": format!("record number {i}")}))).collect();
+    write(folder.path(), "r.jsonl", lines.as_bytes());
+    let output = akidb(&server, &["ingest", folder.path().to_str().unwrap(), "-c", "small", "--create", "--batch-documents", "10", "--parallel", "4"]);
+    let summary = stdout(&output);
+    assert!(output.status.success(), "{summary}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(summary.contains("40 documents sent") && summary.contains("0 failed"), "{summary}");
+    assert_eq!(all_documents(&server, "small").len(), 40);
+}

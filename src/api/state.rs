@@ -46,6 +46,11 @@ impl AppState {
         }
     }
 
+    /// The loaded models, the default first (none while loading).
+    pub fn models(&self) -> &[std::sync::Arc<crate::embed::OnnxProvider>] {
+        self.loaded.get().map_or(&[], |loaded| loaded.models.as_slice())
+    }
+
     pub fn loaded_at(&self) -> u64 {
         self.loaded_at.get().copied().unwrap_or(0)
     }

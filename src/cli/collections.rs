@@ -76,6 +76,14 @@ impl CollectionOptions {
 }
 
 pub fn run_collections(args: &CollectionsArgs) -> Result<(), ClientError> {
+    let mut out = String::new();
+    report(args, &mut out)?;
+    super::emit(&out);
+    Ok(())
+}
+
+fn report(args: &CollectionsArgs, out: &mut String) -> Result<(), ClientError> {
+    use std::fmt::Write as _;
     let client = Client::new(&args.server);
     let answer = match &args.command {
         CollectionsCommand::List => client.get("/collections", &[])?,
@@ -84,23 +92,25 @@ pub fn run_collections(args: &CollectionsArgs) -> Result<(), ClientError> {
         CollectionsCommand::Delete { name } => client.delete(&format!("/collections/{}", segment(name)))?,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
         return Ok(());
     }
     match &args.command {
         CollectionsCommand::List => {
             let collections = answer["collections"].as_array().cloned().unwrap_or_default();
             if collections.is_empty() {
-                println!("no collections (create one with `akidb collections create NAME` or `akidb ingest --create`)");
+                let _ = writeln!(out, "no collections (create one with `akidb collections create NAME` or `akidb ingest --create`)");
             } else {
-                println!("{:<24} {:<22} {:>10} {:>10}", "NAME", "MODEL", "DOCUMENTS", "PASSAGES");
+                let _ = writeln!(out, "{:<24} {:<22} {:>10} {:>10}", "NAME", "MODEL", "DOCUMENTS", "PASSAGES");
                 for c in &collections {
-                    println!("{:<24} {:<22} {:>10} {:>10}", text(&c["name"]), text(&c["model"]), text(&c["documents"]), text(&c["passages"]));
+                    let _ = writeln!(out, "{:<24} {:<22} {:>10} {:>10}", text(&c["name"]), text(&c["model"]), text(&c["documents"]), text(&c["passages"]));
                 }
             }
         }
-        CollectionsCommand::Create(_) | CollectionsCommand::Info { .. } => print_info(&answer),
-        CollectionsCommand::Delete { name } => println!("deleted collection '{name}' and its {} documents", answer["documents"]),
+        CollectionsCommand::Create(_) | CollectionsCommand::Info { .. } => print_info(&answer, out),
+        CollectionsCommand::Delete { name } => {
+            let _ = writeln!(out, "deleted collection '{name}' and its {} documents", answer["documents"]);
+        }
     }
     Ok(())
 }
@@ -109,16 +119,17 @@ fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
-fn print_info(c: &Value) {
-    println!("name       {}", text(&c["name"]));
-    println!("model      {} ({} dims, {})", text(&c["model"]), c["dims"], text(&c["metric"]));
+fn print_info(c: &Value, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "name       {}", text(&c["name"]));
+    let _ = writeln!(out, "model      {} ({} dims, {})", text(&c["model"]), c["dims"], text(&c["metric"]));
     let chunking = &c["chunking"];
     if chunking.is_null() {
-        println!("chunking   off (one passage per document)");
+        let _ = writeln!(out, "chunking   off (one passage per document)");
     } else {
-        println!("chunking   {} tokens, {} overlap", chunking["max_tokens"], chunking["overlap_tokens"]);
+        let _ = writeln!(out, "chunking   {} tokens, {} overlap", chunking["max_tokens"], chunking["overlap_tokens"]);
     }
-    println!("documents  {}", c["documents"]);
-    println!("passages   {}", c["passages"]);
-    println!("hnsw       m={} ef_construction={} ef_search={}", c["hnsw"]["m"], c["hnsw"]["ef_construction"], c["hnsw"]["ef_search"]);
+    let _ = writeln!(out, "documents  {}", c["documents"]);
+    let _ = writeln!(out, "passages   {}", c["passages"]);
+    let _ = writeln!(out, "hnsw       m={} ef_construction={} ef_search={}", c["hnsw"]["m"], c["hnsw"]["ef_construction"], c["hnsw"]["ef_search"]);
 }

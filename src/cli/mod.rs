@@ -20,6 +20,17 @@ pub use ingest::{run_ingest, IngestArgs};
 pub use search::{run_search, SearchArgs};
 pub use serve::{load_config_file, run_serve, ServeArgs};
 
+/// Writes command output to stdout; a closed pipe (`akidb search ... | head`) ends it quietly.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {err}");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]

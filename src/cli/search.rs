@@ -49,6 +49,14 @@ pub enum SearchError {
 const SHOWN_CHARS: usize = 320;
 
 pub fn run_search(args: &SearchArgs) -> Result<(), SearchError> {
+    let mut out = String::new();
+    table(args, &mut out)?;
+    super::emit(&out);
+    Ok(())
+}
+
+fn table(args: &SearchArgs, out: &mut String) -> Result<(), SearchError> {
+    use std::fmt::Write as _;
     let client = Client::new(&args.server);
     client.wait_ready(std::time::Duration::from_secs(120))?;
     let mut body = json!({"query": args.query, "k": args.k});
@@ -62,12 +70,12 @@ pub fn run_search(args: &SearchArgs) -> Result<(), SearchError> {
     let hits = answer["results"].as_array().cloned().unwrap_or_default();
     if args.json {
         for hit in &hits {
-            println!("{hit}");
+            let _ = writeln!(out, "{hit}");
         }
         return Ok(());
     }
     if hits.is_empty() {
-        println!("no results");
+        let _ = writeln!(out, "no results");
         return Ok(());
     }
     let terminal = std::io::stdout().is_terminal();
@@ -76,14 +84,14 @@ pub fn run_search(args: &SearchArgs) -> Result<(), SearchError> {
         let id = hit["id"].as_str().unwrap_or_default();
         let score = hit["score"].as_f64().unwrap_or_default();
         let passage = &hit["passage"];
-        println!("{:>2}. {score:.4}  {id}  (passage {}, chars {}..{})", rank + 1, passage["index"], passage["start"], passage["end"]);
+        let _ = writeln!(out, "{:>2}. {score:.4}  {id}  (passage {}, chars {}..{})", rank + 1, passage["index"], passage["start"], passage["end"]);
         let text = hit["text"].as_str().unwrap_or_default();
         let shown = excerpt(text, &terms, SHOWN_CHARS);
-        println!("    {}", mark(&shown, &terms, terminal).replace('\n', "\n    "));
+        let _ = writeln!(out, "    {}", mark(&shown, &terms, terminal).replace('\n', "\n    "));
         if let Some(metadata) = hit["metadata"].as_object().filter(|m| !m.is_empty()) {
-            println!("    {}", Value::Object(metadata.clone()));
+            let _ = writeln!(out, "    {}", Value::Object(metadata.clone()));
         }
-        println!();
+        let _ = writeln!(out);
     }
     Ok(())
 }

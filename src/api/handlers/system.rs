@@ -16,21 +16,11 @@ use crate::embed::EmbeddingProvider;
     responses((status = 200, description = "The process is alive", body = HealthResponse)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<HealthResponse> {
     let models = state
-        .loaded()
-        .map(|loaded| {
-            loaded
-                .models
-                .iter()
-                .enumerate()
-                .map(|(i, m)| ModelStatus {
-                    name: m.info().name.clone(),
-                    dims: m.info().dims,
-                    execution_provider: m.info().execution_provider,
-                    default: i == 0,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .models()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ModelStatus { name: m.info().name.clone(), dims: m.info().dims, execution_provider: m.info().execution_provider, default: i == 0 })
+        .collect();
     Json(HealthResponse { status: "ok", version: env!("CARGO_PKG_VERSION"), ready: state.is_ready(), models })
 }
 
@@ -65,14 +55,9 @@ pub async fn openapi(State(state): State<Arc<AppState>>) -> Response {
 /// This server's document: its key requirement, its limits, its models' widths.
 fn build_openapi(state: &AppState) -> String {
     let models = state
-        .loaded()
-        .map(|loaded| {
-            loaded
-                .models
-                .iter()
-                .map(|m| ModelFacts { name: m.info().name.clone(), dims: m.info().dims, max_passage_tokens: m.encoder().window(), widths: m.info().matryoshka_dims.clone() })
-                .collect()
-        })
-        .unwrap_or_default();
+        .models()
+        .iter()
+        .map(|m| ModelFacts { name: m.info().name.clone(), dims: m.info().dims, max_passage_tokens: m.encoder().window(), widths: m.info().matryoshka_dims.clone() })
+        .collect();
     document(&ServerFacts { api_key: state.api_key.is_some(), limits: &state.limits, models })
 }

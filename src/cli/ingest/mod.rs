@@ -293,8 +293,10 @@ impl Progress {
 }
 
 fn summary(args: &IngestArgs, walked: &walk::Walked, totals: &Totals, elapsed: Duration) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let seconds = elapsed.as_secs_f64().max(1e-3);
-    println!(
+    let _ = writeln!(out, 
         "ingest into '{}': {} files read, {} documents sent ({} passages, {} tokens), {} unchanged skipped, {} empty skipped, {} files of other types ignored, {} failed; {:.1} s, {:.1} docs/s, {:.0} tokens/s",
         args.collection,
         totals.files,
@@ -310,9 +312,10 @@ fn summary(args: &IngestArgs, walked: &walk::Walked, totals: &Totals, elapsed: D
         totals.tokens as f64 / seconds,
     );
     if !totals.problems.is_empty() {
-        println!("failed:");
+        let _ = writeln!(out, "failed:");
         for problem in &totals.problems {
-            println!("  {problem}");
+            let _ = writeln!(out, "  {problem}");
         }
     }
+    super::emit(&out);
 }
