@@ -152,6 +152,7 @@ fn every_bad_input_gets_a_clear_error() {
     assert_error(&server.post("/collections/c/documents", &json!({"documents": [{"text": ""}]})), 400, "invalid_request", "documents[0].text is empty");
     assert_error(&server.post("/collections/c/documents", &json!({"documents": [{"id": "x".repeat(300), "text": "t"}]})), 400, "invalid_request", "256 characters");
     assert_error(&server.post("/collections/c/documents/delete", &json!({})), 400, "invalid_request", "give ids");
+    assert_error(&server.post("/collections/c/documents/delete", &json!({"where": {}})), 400, "invalid_filter", "delete the collection");
     let six: Vec<Value> = (0..6).map(|i| json!({"text": format!("t{i}")})).collect();
     assert_error(&server.post("/collections/c/documents", &json!({"documents": six})), 413, "payload_too_large", "at most 5 documents");
     let big = json!({"documents": [{"text": "x".repeat(300_000)}]});

@@ -31,7 +31,7 @@ impl Filter {
     pub fn parse(value: &Value) -> Result<Filter, String> {
         let object = value.as_object().ok_or("a filter must be a JSON object")?;
         if object.is_empty() {
-            // `{}` matches every document (as Chroma reads it); deletes refuse it upstream.
+            // `{}` matches every document (as Chroma reads it); `Service::delete_documents` refuses it.
             return Ok(Filter::And(Vec::new()));
         }
         let mut clauses = Vec::with_capacity(object.len());
@@ -54,6 +54,11 @@ impl Filter {
             });
         }
         Ok(if clauses.len() == 1 { clauses.remove(0) } else { Filter::And(clauses) })
+    }
+
+    /// `{}`: no condition at all.
+    pub fn matches_everything(&self) -> bool {
+        matches!(self, Filter::And(all) if all.is_empty())
     }
 
     pub fn matches(&self, metadata: &Map<String, Value>) -> bool {

@@ -230,6 +230,12 @@ impl Service {
         if ids.is_none() && filter.is_none() {
             return Err(ServiceError::invalid("give ids, where, or both"));
         }
+        if filter.as_ref().is_some_and(crate::engine::Filter::matches_everything) {
+            return Err(ServiceError::Invalid {
+                code: "invalid_filter",
+                message: "where: {} matches every document; to delete them all, delete the collection".into(),
+            });
+        }
         blocking(move || {
             let mut deleted = 0;
             if let Some(ids) = ids {

@@ -99,17 +99,7 @@ pub async fn delete_documents(
 ) -> Result<Json<Deleted>, ApiError> {
     let service = state.loaded()?;
     service.collection(&name)?;
-    let filter = request.filter.as_ref().map(Filter::parse).transpose().map_err(|e| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_filter", e))?;
-    if request.ids.is_none() && filter.is_none() {
-        return Err(ApiError::bad_request("give ids, where, or both"));
-    }
-    if request.filter.as_ref().and_then(|f| f.as_object()).is_some_and(|f| f.is_empty()) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_filter",
-            "where: {} matches every document; to delete them all, delete the collection",
-        ));
-    }
+    let filter = parse_filter(request.filter.as_ref())?;
     gate.commit()?;
     let deleted = service.delete_documents(&name, request.ids, filter).await?;
     Ok(Json(Deleted { deleted }))
