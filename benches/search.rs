@@ -1,25 +1,24 @@
-//! Index build time, single-thread QPS and recall@10 at several ef, on GloVe-50.
+//! Every index backend on GloVe-50: build time, bytes per vector, dump reload time, and
+//! single-thread QPS with recall@10 at several ef; then filtered search through the engine (the
+//! payload index and its planner) at 0.1 / 1 / 10 / 50 % selectivity against unfiltered search
+//! at the same ef.
 //!
-//! Three search paths on the same graph, so that the cost of each layer is visible:
-//! - `hnsw_rs`:  `Hnsw::search` called directly (the library alone)
-//! - `index`:    akidb's `VectorIndex` wrapper around the same kind of graph
-//! - `engine`:   `Collection::search` (tombstone check, document fetch from sled)
 //! Writes target/bench-results/search.json, which benches/peers/search_vs_hnswlib.py reads to
-//! print the ratios against hnswlib. Run: `cargo bench --bench search` (after
-//! `scripts/setup --test-data`). AKIDB_BENCH_N (default 100000) sets the corpus size.
+//! run hnswlib on the same data in the same run and print the ratios. Run:
+//! `benches/peers/search_vs_hnswlib` (after `scripts/setup --test-data`). AKIDB_BENCH_N (default
+//! 100000) sets the corpus size; AKIDB_BENCH_BACKENDS (default all) picks backends, comma-separated.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use akidb::domain::IndexBackend;
 use akidb::engine::{Engine, Filter, FilterStrategy};
-use akidb::index::new_index;
-use akidb::store::{CollectionConfig, HnswParams, Metric, ModelBinding, NewDocument};
-use hnsw_rs::prelude::{DistDot, Hnsw};
+use akidb::index::{dump, new_index, IndexSpec};
+use akidb::store::{CollectionConfig, HnswParams, Metric, NewDocument};
 
 const QUERIES: usize = 1_000;
 const K: usize = 10;
-const EFS: [usize; 6] = [10, 16, 32, 64, 128, 256];
-
+const EFS: [usize; 7] = [10, 16, 24, 32, 64, 128, 256];
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -74,6 +73,10 @@ fn sweep(queries: &[Vec<f32>], truth: &[Vec<u64>], mut search: impl FnMut(&[f32]
 
 fn main() {
     let n: usize = std::env::var("AKIDB_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let backends: Vec<IndexBackend> = match std::env::var("AKIDB_BENCH_BACKENDS") {
+        Ok(list) => list.split(',').filter_map(|name| IndexBackend::ALL.into_iter().find(|b| b.as_str() == name.trim())).collect(),
+        Err(_) => IndexBackend::ALL.to_vec(),
+    };
     let params = HnswParams::default();
     let all = glove(n + QUERIES);
     let (corpus, queries) = all.split_at(n);
@@ -82,113 +85,128 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     println!("GloVe-50, {n} vectors, {QUERIES} queries, M {} ef_construction {}, build on {threads} threads", params.m, params.ef_construction);
 
-    // hnsw_rs alone, built with its own parallel insert on rayon's global pool.
-    let started = Instant::now();
-    let raw: Hnsw<'static, f32, DistDot> = Hnsw::new(params.m, n, 16, params.ef_construction, DistDot);
-    let data: Vec<(&[f32], usize)> = corpus.iter().enumerate().map(|(i, v)| (v.as_slice(), i)).collect();
-    raw.parallel_insert_slice(&data);
-    let raw_build = started.elapsed().as_secs_f64();
-    drop(data);
+    let mut results = Vec::new();
+    for backend in backends {
+        let spec = IndexSpec { metric: Metric::Cosine, dims: 50, params, backend };
+        let rss_before = rss_bytes();
+        let started = Instant::now();
+        let index = new_index(&spec, n).expect("index");
+        index.insert(&points);
+        let build = started.elapsed().as_secs_f64();
+        let rss = rss_bytes().saturating_sub(rss_before);
+        let dir = tempfile::tempdir().expect("tempdir");
+        dump::save(&*index, dir.path(), n as u64, &spec).expect("dump");
+        let dump_bytes: u64 = walk_bytes(dir.path());
+        let started = Instant::now();
+        let (reloaded, _) = dump::load(dir.path(), &spec).expect("load").expect("a dump");
+        let reload = started.elapsed().as_secs_f64();
+        assert_eq!(reloaded.len(), n);
+        drop(reloaded);
+        println!("{}: build {build:.1} s, {:.0} B/vector RSS, dump {:.0} B/vector, reload {reload:.2} s", backend.as_str(), rss as f64 / n as f64, dump_bytes as f64 / n as f64);
+        let mut rows = Vec::new();
+        for ef in EFS {
+            let (qps, recall) = sweep(queries, &truth, |q| index.search(q, K, ef, None).into_iter().map(|h| h.point).collect());
+            println!("  ef {ef}: {qps:.0} QPS, recall@10 {recall:.3}");
+            rows.push(serde_json::json!({"ef": ef, "qps": qps, "recall": recall}));
+        }
+        results.push(serde_json::json!({
+            "backend": backend.as_str(), "build_seconds": build, "rss_bytes": rss, "dump_bytes": dump_bytes, "reload_seconds": reload, "rows": rows,
+        }));
+    }
 
-    // akidb's index wrapper.
-    let rss_before = rss_bytes();
-    let started = Instant::now();
-    let index = new_index(Metric::Cosine, &params, n).expect("index");
-    index.insert(&points);
-    let index_build = started.elapsed().as_secs_f64();
-    let index_rss = rss_bytes().saturating_sub(rss_before);
-
-    // The engine: sled writes (fsync per batch) + index, as an ingest would do it.
+    // The engine on the default backend: sled writes + payload index + graph, as an ingest would.
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::open(dir.path()).expect("engine");
     let config = CollectionConfig {
         id: String::new(),
         name: "glove".into(),
-        model: ModelBinding { name: "vectors".into(), dims: 50, pooling: akidb::model::Pooling::Mean, query_instruction: None },
+        model: None,
+        dims: 50,
         metric: Metric::Cosine,
         hnsw: params,
+        backend: IndexBackend::default(),
         created_at_ms: 0,
         chunking: None,
     };
     let collection = engine.create_collection(config).expect("collection");
     let started = Instant::now();
-    for chunk in corpus.chunks(10_000).enumerate() {
-        let (c, vectors) = chunk;
+    for (c, vectors) in corpus.chunks(10_000).enumerate() {
         let docs = vectors
             .iter()
             .enumerate()
             .map(|(i, v)| {
                 let row = c * 10_000 + i;
-                let metadata = serde_json::json!({"bucket": row % 1000}).as_object().cloned().unwrap_or_default();
+                let metadata = serde_json::json!({"bucket": row % 1000, "parity": if row % 2 == 0 { "even" } else { "odd" }}).as_object().cloned().unwrap_or_default();
                 NewDocument::single(format!("w{row}"), String::new(), metadata, v.clone())
             })
             .collect();
         collection.upsert(docs).expect("upsert");
     }
     let engine_build = started.elapsed().as_secs_f64();
-    println!("build seconds: hnsw_rs {raw_build:.1}, akidb index {index_build:.1}, akidb engine (sled + index) {engine_build:.1}");
-    println!("index RSS: {:.1} MB for {n} vectors ({:.0} bytes/vector)", index_rss as f64 / 1e6, index_rss as f64 / n as f64);
+    println!("engine ({}): {n} documents written and indexed in {engine_build:.1} s", IndexBackend::default().as_str());
 
-    let mut rows = Vec::new();
-    println!("| ef | hnsw_rs QPS | index QPS | engine QPS | recall@10 (hnsw_rs / index / engine) |");
-    for ef in EFS {
-        let (raw_qps, raw_recall) = sweep(queries, &truth, |q| raw.search(q, K, ef).into_iter().map(|n| n.d_id as u64).collect());
-        let (index_qps, index_recall) = sweep(queries, &truth, |q| index.search(q, K, ef, None).into_iter().map(|h| h.point).collect());
-        let (engine_qps, engine_recall) = sweep(queries, &truth, |q| {
-            collection
-                .search(q, K, Some(ef), None)
-                .expect("search")
-                .into_iter()
-                .map(|f| f.document.id[1..].parse::<u64>().unwrap_or(u64::MAX))
-                .collect()
-        });
-        println!("| {ef} | {raw_qps:.0} | {index_qps:.0} | {engine_qps:.0} | {raw_recall:.3} / {index_recall:.3} / {engine_recall:.3} |");
-        rows.push(serde_json::json!({
-            "ef": ef, "hnsw_rs_qps": raw_qps, "hnsw_rs_recall": raw_recall, "index_qps": index_qps,
-            "index_recall": index_recall, "engine_qps": engine_qps, "engine_recall": engine_recall,
-        }));
-    }
-    // Filtered search: exact scan over the matches vs the filtered graph walk, by selectivity.
-    println!("| filter selectivity | matches | exact QPS | exact recall | graph QPS (ef 64) | graph recall |");
+    // Filtered vs unfiltered at the same ef, the planner choosing (Auto), recall against exact
+    // filtered search. Each filter is a numeric range on `bucket` (0..1000).
+    let id_of = |f: &akidb::engine::Found| f.document.id[1..].parse::<u64>().unwrap_or(u64::MAX);
+    let filter_queries = &queries[..500];
+    let unfiltered_truth: Vec<Vec<u64>> = truth[..500].to_vec();
     let mut filter_rows = Vec::new();
-    let filter_queries = &queries[..200];
-    for buckets in [1usize, 10, 50, 200, 500] {
-        let filter = Filter::parse(&serde_json::json!({"bucket": {"$lt": buckets}})).expect("filter");
-        let allowed: Vec<usize> = (0..n).filter(|i| i % 1000 < buckets).collect();
-        let filtered_truth: Vec<Vec<u64>> = filter_queries
-            .iter()
-            .map(|q| {
-                let mut scored: Vec<(f32, u64)> = allowed.iter().map(|&i| (q.iter().zip(&corpus[i]).map(|(a, b)| a * b).sum::<f32>(), i as u64)).collect();
-                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                scored.into_iter().take(K).map(|(_, i)| i).collect()
-            })
-            .collect();
-        let run = |strategy| {
-            sweep(filter_queries, &filtered_truth, |q| {
-                collection
-                    .search_with(q, K, Some(64), Some(&filter), strategy)
-                    .expect("search")
-                    .into_iter()
-                    .map(|f| f.document.id[1..].parse::<u64>().unwrap_or(u64::MAX))
-                    .collect()
-            })
-        };
-        let (exact_qps, exact_recall) = run(FilterStrategy::Exact);
-        let (graph_qps, graph_recall) = run(FilterStrategy::Graph);
-        let selectivity = buckets as f64 / 1000.0;
-        println!("| {:.1}% | {} | {exact_qps:.0} | {exact_recall:.3} | {graph_qps:.0} | {graph_recall:.3} |", selectivity * 100.0, allowed.len());
-        filter_rows.push(serde_json::json!({
-            "selectivity": selectivity, "matches": allowed.len(), "exact_qps": exact_qps, "exact_recall": exact_recall,
-            "graph_qps": graph_qps, "graph_recall": graph_recall,
-        }));
+    for ef in [64usize] {
+        let (unfiltered_qps, unfiltered_recall) =
+            sweep(filter_queries, &unfiltered_truth, |q| collection.search(q, K, Some(ef), None).expect("search").iter().map(id_of).collect());
+        println!("engine, ef {ef}: unfiltered {unfiltered_qps:.0} QPS, recall {unfiltered_recall:.3}");
+        for (label, filter_json, keep) in [
+            ("0.1%", serde_json::json!({"bucket": {"$lt": 1}}), Box::new(|i: usize| i % 1000 < 1) as Box<dyn Fn(usize) -> bool>),
+            ("1%", serde_json::json!({"bucket": {"$lt": 10}}), Box::new(|i: usize| i % 1000 < 10)),
+            ("10%", serde_json::json!({"bucket": {"$lt": 100}}), Box::new(|i: usize| i % 1000 < 100)),
+            ("50%", serde_json::json!({"bucket": {"$lt": 500}}), Box::new(|i: usize| i % 1000 < 500)),
+            ("50% keyword", serde_json::json!({"parity": "even"}), Box::new(|i: usize| i % 2 == 0)),
+        ] {
+            let filter = Filter::parse(&filter_json).expect("filter");
+            let allowed: Vec<usize> = (0..n).filter(|&i| keep(i)).collect();
+            let filtered_truth: Vec<Vec<u64>> = filter_queries
+                .iter()
+                .map(|q| {
+                    let mut scored: Vec<(f32, u64)> = allowed.iter().map(|&i| (q.iter().zip(&corpus[i]).map(|(a, b)| a * b).sum::<f32>(), i as u64)).collect();
+                    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    scored.into_iter().take(K).map(|(_, i)| i).collect()
+                })
+                .collect();
+            let run = |strategy| sweep(filter_queries, &filtered_truth, |q| collection.search_with(q, K, Some(ef), Some(&filter), strategy).expect("search").iter().map(id_of).collect());
+            let (auto_qps, auto_recall) = run(FilterStrategy::Auto);
+            let (exact_qps, exact_recall) = run(FilterStrategy::Exact);
+            let (graph_qps, graph_recall) = run(FilterStrategy::Graph);
+            println!(
+                "  {label}: auto {auto_qps:.0} QPS ({:.2}x unfiltered) recall {auto_recall:.3}; exact {exact_qps:.0} / {exact_recall:.3}; graph {graph_qps:.0} / {graph_recall:.3}",
+                auto_qps / unfiltered_qps
+            );
+            filter_rows.push(serde_json::json!({
+                "label": label, "ef": ef, "matches": allowed.len(), "unfiltered_qps": unfiltered_qps, "auto_qps": auto_qps, "auto_recall": auto_recall,
+                "exact_qps": exact_qps, "exact_recall": exact_recall, "graph_qps": graph_qps, "graph_recall": graph_recall,
+            }));
+        }
     }
 
     let out = repo().join("target/bench-results");
     std::fs::create_dir_all(&out).expect("results dir");
     let report = serde_json::json!({
         "n": n, "queries": QUERIES, "m": params.m, "ef_construction": params.ef_construction, "threads": threads,
-        "build_seconds": {"hnsw_rs": raw_build, "index": index_build, "engine": engine_build},
-        "index_rss_bytes": index_rss, "rows": rows, "filters": filter_rows,
+        "backends": results, "engine_build_seconds": engine_build, "default_backend": IndexBackend::default().as_str(), "filters": filter_rows,
     });
     std::fs::write(out.join("search.json"), serde_json::to_vec_pretty(&report).expect("json")).expect("write results");
+}
+
+fn walk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

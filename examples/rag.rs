@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
             let metadata = serde_json::json!({"source": file.display().to_string()});
-            inputs.push(DocumentInput { id: Some(file.display().to_string()), text, metadata: metadata.as_object().cloned() });
+            inputs.push(DocumentInput { id: Some(file.display().to_string()), text, metadata: metadata.as_object().cloned(), vector: None });
         }
         if inputs.is_empty() {
             continue;

@@ -174,7 +174,37 @@ pub mod v4 {
     }
 }
 
-/// bincode 2, standard config: the encoding of v2, v3 and v4 records.
+/// Schema v5: collections may have no model (vectors from clients) and name their ANN backend.
+/// Documents and passages are the v4 records.
+pub mod v5 {
+    use super::*;
+
+    pub use super::v4::{docs_tree, points_tree, Chunking, DocRecord, HnswParams, Metric, ModelBinding, PassageRecord, Pooling, Span};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum IndexBackend {
+        Usearch,
+        UsearchF16,
+        UsearchI8,
+        HnswRs,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct CollectionConfig {
+        pub id: String,
+        pub name: String,
+        pub model: Option<ModelBinding>,
+        pub dims: usize,
+        pub metric: Metric,
+        pub hnsw: HnswParams,
+        pub backend: IndexBackend,
+        pub created_at_ms: u64,
+        pub chunking: Option<Chunking>,
+    }
+}
+
+/// bincode 2, standard config: the encoding of v2, v3, v4 and v5 records.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
 }

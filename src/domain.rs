@@ -39,6 +39,36 @@ impl Default for HnswParams {
     }
 }
 
+/// The ANN library behind a collection's graph, chosen when it is created and kept for its life.
+/// Measured in benches/results/search.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexBackend {
+    /// usearch with f32 vectors: the default.
+    #[default]
+    Usearch,
+    /// usearch with f16 vectors (cosine only): half the vector bytes.
+    UsearchF16,
+    /// usearch with i8 vectors (cosine only): a quarter of the vector bytes, lower recall.
+    UsearchI8,
+    /// hnsw_rs: the backend of collections created before schema v5.
+    HnswRs,
+}
+
+impl IndexBackend {
+    pub const ALL: [IndexBackend; 4] = [IndexBackend::Usearch, IndexBackend::UsearchF16, IndexBackend::UsearchI8, IndexBackend::HnswRs];
+
+    /// The name the API and the config use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexBackend::Usearch => "usearch",
+            IndexBackend::UsearchF16 => "usearch_f16",
+            IndexBackend::UsearchI8 => "usearch_i8",
+            IndexBackend::HnswRs => "hnsw_rs",
+        }
+    }
+}
+
 /// The model a collection is bound to: a search or insert with another model is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelBinding {
@@ -64,9 +94,13 @@ pub struct CollectionConfig {
     /// Immutable identity (a UUID), assigned when the collection is created.
     pub id: String,
     pub name: String,
-    pub model: ModelBinding,
+    /// `None`: the collection takes vectors from its clients only (no text queries).
+    pub model: Option<ModelBinding>,
+    /// Vector width (the model's, when bound to one).
+    pub dims: usize,
     pub metric: Metric,
     pub hnsw: HnswParams,
+    pub backend: IndexBackend,
     /// Unix time, milliseconds.
     pub created_at_ms: u64,
     /// `None`: one passage (one vector) per document, truncated at the model's window.

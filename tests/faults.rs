@@ -104,6 +104,7 @@ fn run_child(scenario: &str, dir: &Path) -> std::process::ExitStatus {
     Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "fault_child", "--nocapture", "--test-threads", "1"])
         .env(CHILD_SCENARIO, scenario)
+        .env(BACKEND_ENV, backend().as_str())
         .env(CHILD_DIR, dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -144,127 +145,131 @@ fn watermark_child(dir: &Path) {
     std::process::abort();
 }
 
-/// Item 1. Fails on the old code: the dump recorded a watermark of 20 while the store's durable
-/// counter was 10, so after the crash doc-20.. reused points 10.. and were hidden as tombstones.
-#[test]
-fn a_dump_never_covers_points_the_store_could_lose() {
-    // Held while this process writes and dumps, so no other test's failpoint catches its calls.
-    let scenario = FailScenario::setup();
-    let dir = tempfile::tempdir().unwrap();
-    let status = run_child("watermark", dir.path());
-    assert!(!status.success(), "the child must die at the abort, got {status}");
-    let engine = Engine::open(&dir.path().join("data")).unwrap();
-    let collection = engine.collection("w").unwrap();
-    assert_index_matches_store(&engine, "w");
-    assert_rank_one(&collection, 0..10, "acknowledged before the crash");
-    collection.upsert(docs(20..30)).unwrap();
-    assert_rank_one(&collection, 20..30, "written after the crash");
-    assert_index_matches_store(&engine, "w");
-    drop((collection, engine));
-    // And again after a clean restart, from the dump taken at shutdown.
-    let engine = Engine::open(&dir.path().join("data")).unwrap();
-    engine.dump_all().unwrap();
-    drop(engine);
-    let engine = Engine::open(&dir.path().join("data")).unwrap();
-    assert_rank_one(&engine.collection("w").unwrap(), (0..10).chain(20..30), "after a restart");
-    assert_index_matches_store(&engine, "w");
-    scenario.teardown();
+per_backend! {
+    /// Item 1. Fails on the old code: the dump recorded a watermark of 20 while the store's durable
+    /// counter was 10, so after the crash doc-20.. reused points 10.. and were hidden as tombstones.
+    fn a_dump_never_covers_points_the_store_could_lose() {
+        // Held while this process writes and dumps, so no other test's failpoint catches its calls.
+        let scenario = FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let status = run_child("watermark", dir.path());
+        assert!(!status.success(), "the child must die at the abort, got {status}");
+        let engine = Engine::open(&dir.path().join("data")).unwrap();
+        let collection = engine.collection("w").unwrap();
+        assert_index_matches_store(&engine, "w");
+        assert_rank_one(&collection, 0..10, "acknowledged before the crash");
+        collection.upsert(docs(20..30)).unwrap();
+        assert_rank_one(&collection, 20..30, "written after the crash");
+        assert_index_matches_store(&engine, "w");
+        drop((collection, engine));
+        // And again after a clean restart, from the dump taken at shutdown.
+        let engine = Engine::open(&dir.path().join("data")).unwrap();
+        engine.dump_all().unwrap();
+        drop(engine);
+        let engine = Engine::open(&dir.path().join("data")).unwrap();
+        assert_rank_one(&engine.collection("w").unwrap(), (0..10).chain(20..30), "after a restart");
+        assert_index_matches_store(&engine, "w");
+        scenario.teardown();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // In-process windows
 
-/// Item 2. Fails on the old code: the in-flight write landed in the new collection's trees (its
-/// point counter and documents) but never in its graph.
-#[test]
-fn a_write_in_flight_across_drop_and_recreate_does_not_reach_the_new_collection() {
-    let scenario = FailScenario::setup();
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(dir.path()).unwrap());
-    let old = engine.create_collection(vector_collection("c", DIMS, Metric::Cosine)).unwrap();
-    old.upsert(docs(0..5)).unwrap();
-    let hold = Hold::at("collection.upsert.before_store");
-    let in_flight = std::thread::spawn(move || old.upsert(docs(100..101)));
-    hold.wait_reached();
-    engine.drop_collection("c").unwrap();
-    let new = engine.create_collection(vector_collection("c", DIMS, Metric::Cosine)).unwrap();
-    hold.release();
-    match in_flight.join().unwrap() {
-        Err(EngineError::CollectionNotFound(name)) => assert_eq!(name, "c"),
-        other => panic!("a write to a dropped collection must fail with not found, got {other:?}"),
+per_backend! {
+    /// Item 2. Fails on the old code: the in-flight write landed in the new collection's trees (its
+    /// point counter and documents) but never in its graph.
+    fn a_write_in_flight_across_drop_and_recreate_does_not_reach_the_new_collection() {
+        let scenario = FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path()).unwrap());
+        let old = engine.create_collection(vector_collection("c", DIMS, Metric::Cosine)).unwrap();
+        old.upsert(docs(0..5)).unwrap();
+        let hold = Hold::at("collection.upsert.before_store");
+        let in_flight = std::thread::spawn(move || old.upsert(docs(100..101)));
+        hold.wait_reached();
+        engine.drop_collection("c").unwrap();
+        let new = engine.create_collection(vector_collection("c", DIMS, Metric::Cosine)).unwrap();
+        hold.release();
+        match in_flight.join().unwrap() {
+            Err(EngineError::CollectionNotFound(name)) => assert_eq!(name, "c"),
+            other => panic!("a write to a dropped collection must fail with not found, got {other:?}"),
+        }
+        assert_eq!(engine.store().count(new.id()).unwrap(), 0, "nothing of the old collection's write in the new one");
+        assert_eq!(engine.store().next_point(new.id()).unwrap(), 0, "the new collection's point counter starts at 0");
+        assert!(new.get("doc-0").unwrap().is_none() && new.get("doc-100").unwrap().is_none());
+        new.upsert(docs(200..210)).unwrap();
+        assert_rank_one(&new, 200..210, "the re-created collection");
+        assert_index_matches_store(&engine, "c");
+        drop((new, engine));
+        let engine = Engine::open(dir.path()).unwrap();
+        assert_eq!(engine.store().count(engine.collection("c").unwrap().id()).unwrap(), 10);
+        assert_index_matches_store(&engine, "c");
+        scenario.teardown();
     }
-    assert_eq!(engine.store().count(new.id()).unwrap(), 0, "nothing of the old collection's write in the new one");
-    assert_eq!(engine.store().next_point(new.id()).unwrap(), 0, "the new collection's point counter starts at 0");
-    assert!(new.get("doc-0").unwrap().is_none() && new.get("doc-100").unwrap().is_none());
-    new.upsert(docs(200..210)).unwrap();
-    assert_rank_one(&new, 200..210, "the re-created collection");
-    assert_index_matches_store(&engine, "c");
-    drop((new, engine));
-    let engine = Engine::open(dir.path()).unwrap();
-    assert_eq!(engine.store().count(engine.collection("c").unwrap().id()).unwrap(), 10);
-    assert_index_matches_store(&engine, "c");
-    scenario.teardown();
 }
 
-/// Item 3. Fails on the old code: drop held the engine-wide lock across sled's flush and
-/// drop_tree, so every lookup (which handlers do on tokio's workers) waited for it.
-#[test]
-fn dropping_a_collection_does_not_stall_lookups_of_others() {
-    let scenario = FailScenario::setup();
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(dir.path()).unwrap());
-    engine.create_collection(vector_collection("big", DIMS, Metric::Cosine)).unwrap().upsert(docs(0..50)).unwrap();
-    engine.create_collection(vector_collection("other", DIMS, Metric::Cosine)).unwrap().upsert(docs(0..5)).unwrap();
-    let hold = Hold::at("store.drop_collection.after_commit");
-    let dropper = engine.clone();
-    let dropping = std::thread::spawn(move || dropper.drop_collection("big"));
-    hold.wait_reached();
-    let looker = engine.clone();
-    let names = finishes_within(Duration::from_secs(10), "a lookup during a drop", move || {
-        let other = looker.collection("other").unwrap();
-        assert_eq!(other.stats().documents, 5);
-        looker.collections().iter().map(|c| c.name().to_owned()).collect::<Vec<_>>()
-    });
-    assert_eq!(names, ["other"], "the dropped collection is gone from lookups at once");
-    hold.release();
-    dropping.join().unwrap().unwrap();
-    scenario.teardown();
+per_backend! {
+    /// Item 3. Fails on the old code: drop held the engine-wide lock across sled's flush and
+    /// drop_tree, so every lookup (which handlers do on tokio's workers) waited for it.
+    fn dropping_a_collection_does_not_stall_lookups_of_others() {
+        let scenario = FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path()).unwrap());
+        engine.create_collection(vector_collection("big", DIMS, Metric::Cosine)).unwrap().upsert(docs(0..50)).unwrap();
+        engine.create_collection(vector_collection("other", DIMS, Metric::Cosine)).unwrap().upsert(docs(0..5)).unwrap();
+        let hold = Hold::at("store.drop_collection.after_commit");
+        let dropper = engine.clone();
+        let dropping = std::thread::spawn(move || dropper.drop_collection("big"));
+        hold.wait_reached();
+        let looker = engine.clone();
+        let names = finishes_within(Duration::from_secs(10), "a lookup during a drop", move || {
+            let other = looker.collection("other").unwrap();
+            assert_eq!(other.stats().documents, 5);
+            looker.collections().iter().map(|c| c.name().to_owned()).collect::<Vec<_>>()
+        });
+        assert_eq!(names, ["other"], "the dropped collection is gone from lookups at once");
+        hold.release();
+        dropping.join().unwrap().unwrap();
+        scenario.teardown();
+    }
 }
 
-/// Item 3 (and 1). Fails on the old code: the dump held the writer lock while it wrote and
-/// fsynced files, so a write waited for the whole dump.
-#[test]
-fn a_dump_in_progress_does_not_block_writers_and_loses_nothing() {
-    let scenario = FailScenario::setup();
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(Engine::open(dir.path()).unwrap());
-    let collection = engine.create_collection(vector_collection("d", DIMS, Metric::Cosine)).unwrap();
-    collection.upsert(docs(0..100)).unwrap();
-    let hold = Hold::at("collection.dump.frozen");
-    let dumper = engine.clone();
-    let dumping = std::thread::spawn(move || dumper.dump_all());
-    hold.wait_reached();
-    let writer = collection.clone();
-    finishes_within(Duration::from_secs(10), "a write during a dump", move || {
-        writer.upsert(docs(100..120)).unwrap();
-        writer.upsert(vec![new_doc("doc-5".into(), vector_for(5), json!({"n": 5, "v": 2}))]).unwrap();
-        writer.delete(&["doc-6".into()]).unwrap();
-    });
-    // Read-your-writes while the graph is frozen: new points are searched next to it.
-    assert_rank_one(&collection, 100..120, "written during the dump");
-    assert_eq!(collection.search(&vector_for(5), 1, None, None).unwrap()[0].document.metadata["v"], 2);
-    assert!(collection.search(&vector_for(6), 3, None, None).unwrap().iter().all(|f| f.document.id != "doc-6"));
-    hold.release();
-    dumping.join().unwrap().unwrap();
-    assert_rank_one(&collection, (0..5).chain(7..120), "after the dump");
-    assert_index_matches_store(&engine, "d");
-    drop((collection, engine));
-    let engine = Engine::open(dir.path()).unwrap();
-    let collection = engine.collection("d").unwrap();
-    assert_rank_one(&collection, (0..5).chain(7..120), "after reopening from that dump");
-    assert!(collection.get("doc-6").unwrap().is_none());
-    assert_index_matches_store(&engine, "d");
-    scenario.teardown();
+per_backend! {
+    /// Item 3 (and 1). Fails on the old code: the dump held the writer lock while it wrote and
+    /// fsynced files, so a write waited for the whole dump.
+    fn a_dump_in_progress_does_not_block_writers_and_loses_nothing() {
+        let scenario = FailScenario::setup();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(Engine::open(dir.path()).unwrap());
+        let collection = engine.create_collection(vector_collection("d", DIMS, Metric::Cosine)).unwrap();
+        collection.upsert(docs(0..100)).unwrap();
+        let hold = Hold::at("collection.dump.frozen");
+        let dumper = engine.clone();
+        let dumping = std::thread::spawn(move || dumper.dump_all());
+        hold.wait_reached();
+        let writer = collection.clone();
+        finishes_within(Duration::from_secs(10), "a write during a dump", move || {
+            writer.upsert(docs(100..120)).unwrap();
+            writer.upsert(vec![new_doc("doc-5".into(), vector_for(5), json!({"n": 5, "v": 2}))]).unwrap();
+            writer.delete(&["doc-6".into()]).unwrap();
+        });
+        // Read-your-writes while the graph is frozen: new points are searched next to it.
+        assert_rank_one(&collection, 100..120, "written during the dump");
+        assert_eq!(collection.search(&vector_for(5), 1, None, None).unwrap()[0].document.metadata["v"], 2);
+        assert!(collection.search(&vector_for(6), 3, None, None).unwrap().iter().all(|f| f.document.id != "doc-6"));
+        hold.release();
+        dumping.join().unwrap().unwrap();
+        assert_rank_one(&collection, (0..5).chain(7..120), "after the dump");
+        assert_index_matches_store(&engine, "d");
+        drop((collection, engine));
+        let engine = Engine::open(dir.path()).unwrap();
+        let collection = engine.collection("d").unwrap();
+        assert_rank_one(&collection, (0..5).chain(7..120), "after reopening from that dump");
+        assert!(collection.get("doc-6").unwrap().is_none());
+        assert_index_matches_store(&engine, "d");
+        scenario.teardown();
+    }
 }
 
 /// Item 10: the graph rewrite is kept only when the probe batch proves it exact for the model at

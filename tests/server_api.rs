@@ -129,7 +129,7 @@ fn every_bad_input_gets_a_clear_error() {
 
     assert_error(&raw("POST", "/collections/c/search", "{\"query\": "), 400, "malformed_json", "");
     assert_error(&raw("POST", "/collections", "{\"nmae\": \"x\"}"), 422, "invalid_request", "nmae");
-    assert_error(&raw("POST", "/collections/c/documents", "{\"documents\": [{\"id\": \"a\"}]}"), 422, "invalid_request", "text");
+    assert_error(&raw("POST", "/collections/c/documents", "{\"documents\": [{\"id\": \"a\"}]}"), 400, "invalid_request", "neither text nor vector");
     assert_error(&raw("POST", "/collections/c/search", "{\"query\": \"x\", \"k\": \"ten\"}"), 422, "invalid_request", "k");
     assert_error(&server.request("POST", "/collections/c/search", Some(b"{}"), &[("Content-Type", "text/plain")]), 415, "unsupported_media_type", "");
     assert_error(&server.post("/collections/c/search", &json!({"query": "  "})), 400, "invalid_request", "query is empty");
@@ -318,4 +318,81 @@ fn an_id_repeated_in_one_request_ends_with_its_last_document_and_nothing_else_is
     }
     let (_, count) = server.post("/collections/d/count", &json!({"where": {"v": 1}}));
     assert_eq!(count["count"], 0);
+}
+
+/// Vectors brought by the client (issue 12's contract): a collection without a model, documents
+/// that carry `vector`, search by vector with a filter, checks before anything is written, and a
+/// vector in a model-bound collection.
+#[test]
+fn vectors_brought_by_the_client_are_stored_searched_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let created = server.post("/collections", &json!({"name": "v", "dims": 3, "metric": "cosine"}));
+    assert_eq!(created.0, 201, "{}", created.1);
+    assert_eq!((created.1["model"].clone(), created.1["dims"].clone(), created.1["index"]["backend"].clone()), (Value::Null, json!(3), json!("usearch")));
+    let added = server.post(
+        "/collections/v/documents",
+        &json!({"documents": [
+            {"id": "x", "vector": [1.0, 0.0, 0.0], "metadata": {"axis": "x", "n": 1}},
+            {"id": "y", "vector": [0.0, 2.0, 0.0], "metadata": {"axis": "y", "n": 2}, "text": "the y axis"},
+            {"id": "z", "vector": [0.0, 0.0, 0.5], "metadata": {"axis": "z", "n": 3}}
+        ]}),
+    );
+    assert_eq!(added.0, 200, "{}", added.1);
+    assert_eq!((added.1["passages"].clone(), added.1["tokens"].clone()), (json!([1, 1, 1]), json!([0, 0, 0])));
+    let near_y = server.post("/collections/v/search", &json!({"vector": [0.1, 1.0, 0.0], "k": 3, "include": ["vector", "text"]}));
+    assert_eq!(top_id(&near_y), "y");
+    assert_eq!(near_y.1["results"][0]["text"], "the y axis");
+    // Stored normalized for cosine.
+    assert_eq!(near_y.1["results"][0]["vector"], json!([0.0, 1.0, 0.0]));
+    let filtered = server.post("/collections/v/search", &json!({"vector": [0.1, 1.0, 0.0], "k": 10, "where": {"n": {"$gte": 3}}}));
+    assert_eq!(top_id(&filtered), "z");
+    assert_eq!(filtered.1["results"].as_array().unwrap().len(), 1);
+    // Text given with a vector is indexed lexically; a text query needs a model otherwise.
+    assert_eq!(top_id(&server.post("/collections/v/search", &json!({"query": "axis", "mode": "lexical"}))), "y");
+    assert_error(&server.post("/collections/v/search", &json!({"query": "axis"})), 400, "no_model", "has no model");
+    assert_eq!(server.post("/collections/v/count", &json!({"where": {"axis": {"$in": ["x", "z"]}}})).1["count"], 2);
+
+    // Checked before anything is written: nothing of a bad batch lands.
+    for (document, code, needle) in [
+        (json!({"id": "w", "vector": [1.0, 0.0]}), "invalid_vector", "expects 3"),
+        (json!({"id": "w", "vector": [0.0, 0.0, 0.0]}), "invalid_vector", "zero vector"),
+        (json!({"id": "w", "vector": [1e30, 0.0, 0.0]}), "invalid_vector", "within"),
+        (json!({"id": "w", "text": "no vector"}), "no_model", "give each document a vector"),
+        (json!({"id": "w"}), "invalid_request", "neither text nor vector"),
+    ] {
+        let batch = json!({"documents": [{"id": "ok", "vector": [1.0, 1.0, 1.0]}, document]});
+        assert_error(&server.post("/collections/v/documents", &batch), 400, code, needle);
+    }
+    assert_eq!(server.get("/collections/v").1["documents"], 3, "a refused batch wrote nothing");
+    assert_eq!(server.get("/collections/v/documents/ok").0, 404);
+
+    // Creation: dims without a model; dims that contradict the model; unit-vector backends.
+    assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 0})), 400, "invalid_hnsw_params", "dims must be");
+    assert_error(&server.post("/collections", &json!({"name": "bad", "model": "minilm-l6-v2", "dims": 50})), 400, "dimension_mismatch", "384");
+    assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 4, "metric": "l2", "index": {"backend": "usearch_i8"}})), 400, "invalid_hnsw_params", "cosine");
+    assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 4, "chunking": {"max_tokens": 10}})), 400, "invalid_chunking", "needs a model");
+    let old = server.post("/collections", &json!({"name": "old", "dims": 3, "index": {"backend": "hnsw_rs"}}));
+    assert_eq!(old.1["index"]["backend"], "hnsw_rs", "{}", old.1);
+
+    // A vector in a model-bound collection of the same width: stored as given, not embedded.
+    assert_eq!(server.post("/collections", &json!({"name": "kb"})).0, 201);
+    let mut vector = vec![0.0f32; 384];
+    vector[7] = 1.0;
+    let mixed = server.post("/collections/kb/documents", &json!({"documents": [
+        {"id": "brought", "vector": vector, "text": "a vector of my own"},
+        {"id": "embedded", "text": "Paris is the capital of France."}
+    ]}));
+    assert_eq!(mixed.0, 200, "{}", mixed.1);
+    assert_eq!(mixed.1["tokens"][0], 0);
+    assert!(mixed.1["tokens"][1].as_u64().unwrap() > 0);
+    assert_eq!(top_id(&server.post("/collections/kb/search", &json!({"vector": vector, "k": 1}))), "brought");
+    assert_eq!(top_id(&server.post("/collections/kb/search", &json!({"query": "capital of France", "mode": "dense"}))), "embedded");
+    assert_error(&server.post("/collections/kb/documents", &json!({"documents": [{"id": "w", "vector": [1.0, 2.0]}]})), 400, "invalid_vector", "384");
+
+    // Everything survives a restart (dump at shutdown, usearch reload).
+    drop(server);
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(top_id(&server.post("/collections/v/search", &json!({"vector": [0.1, 1.0, 0.0], "k": 3}))), "y");
+    assert_eq!(server.get("/collections/old").1["index"]["backend"], "hnsw_rs");
 }

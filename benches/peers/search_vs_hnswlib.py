@@ -1,21 +1,34 @@
-"""akidb's index against hnswlib on the same GloVe-50 vectors, same M / ef_construction / ef.
+"""akidb's index backends against hnswlib on the same GloVe-50 vectors, same M / ef_construction / ef.
 
-Runs `cargo bench --bench search` (writes target/bench-results/search.json), then hnswlib in this
-process: same corpus (first N GloVe rows, L2-normalized), same 1,000 queries (the next rows), inner
-product space, build on all cores, search on one thread. Prints QPS and recall@10 per ef with the
-ratios, and the QPS of each at the smallest ef reaching recall 0.95. Writes benches/results/search.md.
+Runs `cargo bench --bench search` (writes target/bench-results/search.json: every backend's build
+time, memory, dump reload time, QPS and recall@10 per ef; the engine's filtered search), then
+hnswlib in this process on the same data: the first N GloVe rows L2-normalized, the next 1,000 as
+queries, inner product space, build on all cores, search on one thread. Prints each backend's QPS at
+the smallest ef reaching recall@10 0.95 against hnswlib's, build time, bytes per vector and reload
+time with ratios, and the filtered-search table. Writes benches/results/search.md.
 Usage: benches/peers/search_vs_hnswlib   (creates .venv with hnswlib, numpy)
 """
 import json
 import os
 import platform
 import subprocess
+import tempfile
 import time
 
 import hnswlib
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def at_095(rows):
+    ok = [r for r in rows if r["recall"] >= 0.95]
+    return ok[0] if ok else None
 
 
 def main():
@@ -29,52 +42,66 @@ def main():
     corpus, queries = data[:n], data[n:]
     truth = np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
 
+    before = rss()
     index = hnswlib.Index(space="ip", dim=corpus.shape[1])
     index.init_index(max_elements=n, M=ours["m"], ef_construction=ours["ef_construction"], random_seed=1)
     started = time.perf_counter()
     index.add_items(corpus, np.arange(n), num_threads=ours["threads"])
     build = time.perf_counter() - started
+    memory = rss() - before
     index.set_num_threads(1)
-
-    rows = []
-    for row in ours["rows"]:
-        index.set_ef(row["ef"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "index.bin")
+        index.save_index(path)
+        started = time.perf_counter()
+        loaded = hnswlib.Index(space="ip", dim=corpus.shape[1])
+        loaded.load_index(path, max_elements=n)
+        reload = time.perf_counter() - started
+        del loaded
+    hl_rows = []
+    for ef in [r["ef"] for r in ours["backends"][0]["rows"]]:
+        index.set_ef(ef)
         started = time.perf_counter()
         labels, _ = index.knn_query(queries, k=10, num_threads=1)
         qps = len(queries) / (time.perf_counter() - started)
         rec = float(np.mean([len(set(l) & set(t)) / 10 for l, t in zip(labels, truth)]))
-        rows.append((row["ef"], row["hnsw_rs_qps"], row["index_qps"], row["engine_qps"], qps, row["index_recall"], rec))
+        hl_rows.append({"ef": ef, "qps": qps, "recall": rec})
+    hl = at_095(hl_rows)
 
-    def at_095(pairs):
-        ok = [(q, r) for q, r in pairs if r >= 0.95]
-        return ok[0][0] if ok else None
-
-    ours_095 = at_095([(r[2], r[5]) for r in rows])
-    theirs_095 = at_095([(r[4], r[6]) for r in rows])
-    b = ours["build_seconds"]
     lines = [
         f"Vector search, GloVe-50 ({n:,} vectors, {len(queries):,} queries, M {ours['m']}, ef_construction {ours['ef_construction']}), "
-        f"queries on 1 thread, builds on {ours['threads']}. Machine: {platform.machine()}, {os.cpu_count()} vCPUs; {time.strftime('%Y-%m-%d')}.",
+        f"queries on 1 thread (one call per query), builds on {ours['threads']}. Machine: {platform.machine()}, {os.cpu_count()} vCPUs; {time.strftime('%Y-%m-%d')}.",
+        "Command: `AKIDB_BENCH_N=%d benches/peers/search_vs_hnswlib`. hnswlib (Python, batched queries) ran in the same run." % n,
         "",
-        f"Build: hnswlib {build:.1f} s; hnsw_rs alone {b['hnsw_rs']:.1f} s; akidb index {b['index']:.1f} s; akidb engine with sled {b['engine']:.1f} s "
-        f"(akidb index / hnswlib = {b['index'] / build:.1f}x the time).",
-        f"Index memory: {ours['index_rss_bytes'] / 1e6:.0f} MB RSS for {n:,} vectors ({ours['index_rss_bytes'] / n:.0f} B/vector).",
-        "",
-        "| ef | hnsw_rs QPS | akidb index QPS | akidb engine QPS | hnswlib QPS | index/hnswlib | index/hnsw_rs | recall@10 akidb | recall@10 hnswlib |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | build s | build / hnswlib | B/vector (RSS) | / hnswlib | reload s | ef at recall 0.95 | QPS there | / hnswlib |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for ef, raw_qps, idx, eng, hl, rec_ours, rec_hl in rows:
-        lines.append(f"| {ef} | {raw_qps:.0f} | {idx:.0f} | {eng:.0f} | {hl:.0f} | {idx / hl:.2f}x | {idx / raw_qps:.2f}x | {rec_ours:.3f} | {rec_hl:.3f} |")
-    if ours_095 and theirs_095:
-        lines += ["", f"At recall@10 >= 0.95 (smallest ef that reaches it): akidb index {ours_095:.0f} QPS, hnswlib {theirs_095:.0f} QPS, ratio {ours_095 / theirs_095:.2f}x."]
-    lines += ["", "Filtered search (akidb only; 200 queries, k 10; exact = distance to every match, graph = filtered HNSW walk at ef 64):", "",
-              "| selectivity | matches | exact QPS | exact recall | graph QPS | graph recall |", "|---:|---:|---:|---:|---:|---:|"]
-    for f in ours.get("filters", []):
-        lines.append(f"| {f['selectivity'] * 100:.1f}% | {f['matches']:,} | {f['exact_qps']:.0f} | {f['exact_recall']:.3f} | {f['graph_qps']:.0f} | {f['graph_recall']:.3f} |")
+    hl_qps = hl["qps"] if hl else float("nan")
+    lines.append(f"| hnswlib | {build:.1f} | 1.00x | {memory / n:.0f} | 1.00x | {reload:.2f} | {hl['ef'] if hl else '-'} | {hl_qps:.0f} | 1.00x |")
+    for b in ours["backends"]:
+        best = at_095(b["rows"])
+        qps_cell = f"{best['ef']} | {best['qps']:.0f} | {best['qps'] / hl_qps:.2f}x" if best else "never | - | -"
+        lines.append(
+            f"| {b['backend']} | {b['build_seconds']:.1f} | {b['build_seconds'] / build:.2f}x | {b['rss_bytes'] / n:.0f} | {b['rss_bytes'] / max(memory, 1):.2f}x | "
+            f"{b['reload_seconds']:.2f} | {qps_cell} |"
+        )
+    lines += ["", "QPS / recall@10 per ef:", "", "| ef | " + " | ".join([b["backend"] for b in ours["backends"]] + ["hnswlib"]) + " |",
+              "|---:|" + "---:|" * (len(ours["backends"]) + 1)]
+    for i, h in enumerate(hl_rows):
+        cells = [f"{b['rows'][i]['qps']:.0f} / {b['rows'][i]['recall']:.3f}" for b in ours["backends"]] + [f"{h['qps']:.0f} / {h['recall']:.3f}"]
+        lines.append(f"| {h['ef']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Filtered search through the engine ({ours['default_backend']}, sled, payload index; {n:,} documents written in "
+              f"{ours['engine_build_seconds']:.1f} s; 500 queries, k 10, ef 64; auto = the planner's choice; recall against exact filtered search):", "",
+              "| filter | matches | unfiltered QPS | auto QPS | auto / unfiltered | auto recall | exact QPS | graph QPS | graph recall |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in ours["filters"]:
+        lines.append(f"| {f['label']} | {f['matches']:,} | {f['unfiltered_qps']:.0f} | {f['auto_qps']:.0f} | {f['auto_qps'] / f['unfiltered_qps']:.2f}x | "
+                     f"{f['auto_recall']:.3f} | {f['exact_qps']:.0f} | {f['graph_qps']:.0f} | {f['graph_recall']:.3f} |")
     table = "\n".join(lines)
     print(table)
     os.makedirs(os.path.join(REPO, "benches", "results"), exist_ok=True)
-    with open(os.path.join(REPO, "benches", "results", "search.md"), "w") as f:
+    name = "search.md" if n == 100_000 else f"search-{n // 1000}k.md"
+    with open(os.path.join(REPO, "benches", "results", name), "w") as f:
         f.write(table + "\n")
 
 

@@ -111,6 +111,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::ModelNotLoaded { .. } => ApiError::new(StatusCode::CONFLICT, "model_not_loaded", message),
             ServiceError::ModelMismatch(..) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", message),
             ServiceError::NoModel => ApiError::unavailable("no_model", message),
+            ServiceError::NoModelBound(..) => ApiError::new(StatusCode::BAD_REQUEST, "no_model", message),
             ServiceError::Engine(e) => e.into(),
             ServiceError::Embed(e) => e.into(),
             ServiceError::Worker(_) => ApiError::internal(message),

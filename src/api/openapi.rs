@@ -101,17 +101,33 @@ fn schemas(doc: &mut Value, facts: &ServerFacts) {
     set(doc, "/components/schemas/DeleteDocumentsRequest/properties/where",
         json!({"oneOf": [{"allOf": [{"$ref": "#/components/schemas/WhereFilter"}, {"minProperties": 1}]}, {"type": "null"}]}));
 
-    // One width for every loaded model: vectors have exactly that many components, and, for
-    // cosine, at least one that is not (nearly) zero.
-    let mut vector = json!({"type": "array", "items": {"type": "number", "minimum": -1e15, "maximum": 1e15},
-        "description": "A query vector of the collection's width (cosine collections: not all zeros).",
+    // Vectors: bounded components and, for cosine, at least one that is not (nearly) zero. Their
+    // width is the collection's (a model's, or the `dims` it was created with): state a schema
+    // cannot carry, so a wrong width is a 400 that names both widths.
+    let vector = |what: &str| json!({"type": "array", "minItems": 1, "maxItems": crate::index::MAX_DIMS,
+        "items": {"type": "number", "minimum": -1e15, "maximum": 1e15},
+        "description": format!("{what} of the collection's width (cosine collections: not all zeros)."),
         "contains": {"anyOf": [{"type": "number", "minimum": 1e-18}, {"type": "number", "maximum": -1e-18}]}});
-    let dims: Vec<usize> = facts.models.iter().map(|m| m.dims).collect();
-    if let Some(&first) = dims.first().filter(|&&d| dims.iter().all(|&x| x == d)) {
-        vector["minItems"] = json!(first);
-        vector["maxItems"] = json!(first);
+    set(doc, "/components/schemas/SearchRequest/properties/vector", json!({"oneOf": [vector("A query vector"), {"type": "null"}]}));
+    set(doc, "/components/schemas/DocumentInput/properties/vector", json!({"oneOf": [vector("The document's vector"), {"type": "null"}]}));
+    // A document has text, a vector, or both.
+    if let Some(input) = doc.pointer_mut("/components/schemas/DocumentInput").and_then(Value::as_object_mut) {
+        input.insert("anyOf".into(), json!([
+            {"required": ["text"], "properties": {"text": {"type": "string"}}},
+            {"required": ["vector"], "properties": {"vector": {"type": "array"}}},
+        ]));
     }
-    set(doc, "/components/schemas/SearchRequest/properties/vector", json!({"oneOf": [vector, {"type": "null"}]}));
+    // A collection is bound to a model (dims absent, or the model's), or takes vectors (dims
+    // given, no model, no chunking).
+    let mut model_dims: Vec<Value> = facts.models.iter().map(|m| json!(m.dims)).collect();
+    model_dims.push(Value::Null);
+    if let Some(create) = doc.pointer_mut("/components/schemas/CreateCollectionRequest").and_then(Value::as_object_mut) {
+        create.insert("anyOf".into(), json!([
+            {"properties": {"dims": {"type": "null"}}},
+            {"required": ["model"], "properties": {"model": {"type": "string"}, "dims": {"enum": model_dims}}},
+            {"required": ["dims"], "properties": {"dims": {"type": "integer"}, "model": {"type": "null"}, "chunking": {"type": "null"}}},
+        ]));
+    }
     // Exactly one of query and vector; a vector searches in dense mode only.
     let search = doc.pointer_mut("/components/schemas/SearchRequest").and_then(Value::as_object_mut);
     if let Some(search) = search {

@@ -104,6 +104,27 @@ pub enum MetricName {
     L2,
 }
 
+/// The ANN library behind the graph (benches/results/search.md compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendName {
+    /// usearch, f32 vectors (default).
+    Usearch,
+    /// usearch, f16 vectors (cosine only).
+    UsearchF16,
+    /// usearch, i8 vectors (cosine only).
+    UsearchI8,
+    /// hnsw_rs (collections made before backends were selectable).
+    HnswRs,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Default: `usearch`.
+    pub backend: Option<BackendName>,
+}
+
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct HnswConfig {
@@ -141,12 +162,20 @@ pub struct CreateCollectionRequest {
     /// `[A-Za-z0-9_-]{1,64}`.
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
-    /// A model loaded by this server; default: the server's default model.
+    /// A model loaded by this server; default: the server's default model, unless `dims` is
+    /// given without a model.
     pub model: Option<String>,
+    /// Vector width. Given without `model`: the collection takes vectors from its clients
+    /// (documents carry `vector`) and is bound to no model. Given with one: must be its width.
+    #[schema(minimum = 1, maximum = 16384)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
+    pub dims: Option<usize>,
     /// `cosine` (default), `dot` or `l2`.
     pub metric: Option<MetricName>,
     #[serde(default, deserialize_with = "super::serde_strict::object")]
     pub hnsw: Option<HnswConfig>,
+    #[serde(default, deserialize_with = "super::serde_strict::object")]
+    pub index: Option<IndexConfig>,
     /// How documents are split into passages. Absent: the model's window (e.g. 254 tokens for
     /// MiniLM) with a 1/8 overlap. `null`: one passage per document, truncated at the window.
     #[serde(default, deserialize_with = "super::serde_strict::absent_or_null_object")]
@@ -157,7 +186,8 @@ pub struct CreateCollectionRequest {
 #[derive(Serialize, ToSchema)]
 pub struct CollectionInfo {
     pub name: String,
-    pub model: String,
+    /// `null`: the collection takes vectors from its clients.
+    pub model: Option<String>,
     pub dims: usize,
     pub metric: MetricName,
     pub hnsw: HnswInfo,
@@ -179,6 +209,7 @@ pub struct HnswInfo {
 
 #[derive(Serialize, ToSchema)]
 pub struct IndexInfo {
+    pub backend: BackendName,
     /// Passages in the lexical (BM25) index.
     pub lexical_passages: u64,
     /// Points in the graph, tombstones included.
@@ -215,13 +246,16 @@ pub struct DocumentInput {
     /// 1 to 256 characters; a UUIDv7 is generated when absent. An existing id is replaced.
     #[schema(min_length = 1, max_length = 256)]
     pub id: Option<String>,
-    /// Not empty or only whitespace.
+    /// Not empty or only whitespace, unless `vector` is given (then it may be absent).
     // Rust's `char::is_whitespace` set, spelled out: `\S` means different sets in different regex engines.
     #[schema(pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
-    pub text: String,
+    pub text: Option<String>,
     /// A JSON object (at most 64 KiB serialized); filters read its fields.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
+    /// The document's vector, brought by the client (the collection's width; finite; non-zero
+    /// for cosine): stored as its one passage, not embedded. Required in a collection without a model.
+    pub vector: Option<Vec<f64>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -377,7 +411,7 @@ pub struct SearchRequest {
     #[schema(pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub query: Option<String>,
     /// A query vector of the collection's width. Give this or `query`.
-    pub vector: Option<Vec<f32>>,
+    pub vector: Option<Vec<f64>>,
     /// Results to return, 1..=1000 (default 10).
     #[schema(minimum = 1, maximum = 1000)]
     #[serde(default, deserialize_with = "super::serde_strict::opt_count")]

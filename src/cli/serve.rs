@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one; the address is printed on stdout).
     #[arg(long, env = "AKIDB_PORT", default_value_t = 8080)]
     pub port: u16,
-    /// Models to load: a name under --models-dir or a directory; repeat for more; the first is the default.
+    /// Models to load: a name under --models-dir or a directory; repeat for more; the first is the
+    /// default. `none`: no model (collections of vectors brought by clients only).
     #[arg(long = "model", env = "AKIDB_MODELS", value_delimiter = ',', default_value = "minilm-l6-v2")]
     pub models: Vec<String>,
     #[command(flatten)]
@@ -68,7 +69,8 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
         let (state, args_models, runtime, data_dir) = (state.clone(), args.models.clone(), args.runtime.clone(), args.runtime.data_dir.clone());
         tokio::task::spawn_blocking(move || -> Result<Arc<Engine>, CliError> {
             let mut models = Vec::with_capacity(args_models.len());
-            for model in &args_models {
+            // `--model none`: a server for vectors brought by clients, no model loaded.
+            for model in args_models.iter().filter(|m| !m.is_empty() && m.as_str() != "none") {
                 models.push(Arc::new(runtime.load_provider(model)?));
             }
             std::fs::create_dir_all(&data_dir)?;

@@ -14,28 +14,25 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Map, Value};
 
 use super::filter::Filter;
+use super::payload::{PayloadIndex, Plan};
 use super::EngineError;
-use crate::index::{self, dump, Hit, VectorIndex};
+use crate::domain::IndexBackend;
+use crate::index::{self, dump, Hit, IndexSpec, VectorIndex};
 use crate::lexical::{Accept, LexicalIndex};
 use crate::store::{CollectionConfig, Document, DocumentStore, Metric, NewDocument, PassageOf, PointId, Written};
 
-/// Metadata of every live point (a document's passages share one map).
-type MetadataCache = Arc<RwLock<HashMap<PointId, Arc<Map<String, Value>>>>>;
-
 /// Tombstones above this share of the graph trigger a rebuild of the graph from the store.
 pub const COMPACT_RATIO: f64 = 0.2;
-/// A filter matching at most this many documents, or at most `EXACT_FILTER_SHARE` of the
-/// collection, is answered by an exact scan over the matches: recall 1.0, and faster than the
-/// filtered graph walk, which loses its early stop and wanders far when few points pass. Measured
-/// on 100k GloVe-50 vectors (benches/search.rs): exact wins below ~5 % selectivity (0.1 %: 32 vs
-/// 2 QPS), ties at 5 % (24 vs 22), loses above (20 %: 13 vs 30).
+/// A filter the payload index estimates at most this many points, or at most
+/// `EXACT_FILTER_SHARE` of the collection, is answered by an exact scan over the matches: recall
+/// 1.0, and faster than the filtered graph walk, which wanders far when few points pass.
+/// Measured on 100k GloVe-50 vectors (benches/search.rs, benches/results/search.md).
 pub const EXACT_FILTER_MAX: usize = 2_000;
 pub const EXACT_FILTER_SHARE: f64 = 0.05;
 
@@ -46,10 +43,11 @@ pub struct Collection {
     graph: RwLock<Arc<dyn VectorIndex>>,
     /// Points written while a dump has the graph frozen.
     side: RwLock<Side>,
+    /// Points deleted but still in the graph: hnsw_rs cannot remove, and no backend is changed
+    /// while a dump has the graph frozen.
     tombstones: RwLock<HashSet<PointId>>,
-    metadata: MetadataCache,
-    /// Live documents (the metadata cache counts passages).
-    documents: AtomicUsize,
+    /// Metadata of live points, indexed for filters; its live set is what searches return.
+    payload: Arc<RwLock<PayloadIndex>>,
     lexical: LexicalIndex,
     writer: Mutex<()>,
     /// Held by a dump or a compaction for its whole run: they replace or read the whole graph.
@@ -118,7 +116,8 @@ impl Collection {
         let index_dir = dump::collection_dir(index_root, &id);
         let live: HashSet<PointId> = store.live_points(&id)?.into_iter().collect();
         let next_point = store.next_point(&id)?;
-        let loaded = dump::load(&index_dir, config.metric, config.model.dims).and_then(|loaded| match loaded {
+        let spec = IndexSpec::of(&config);
+        let loaded = dump::load(&index_dir, &spec).and_then(|loaded| match loaded {
             // A dump covering points the store never made durable would let new documents reuse
             // those ids and be served with the dump's vectors.
             Some((_, manifest)) if manifest.watermark > next_point => Err(index::IndexError::BadDump {
@@ -138,7 +137,7 @@ impl Collection {
                 graph.insert(&newer);
                 Arc::from(graph)
             }
-            Ok(None) if live.is_empty() => Arc::from(index::new_index(config.metric, &config.hnsw, 0)?),
+            Ok(None) if live.is_empty() => Arc::from(index::new_index(&spec, 0)?),
             Ok(None) => {
                 tracing::warn!(collection = %name, "no index dump; rebuilding the index from the store");
                 rebuild(&*store, &config)?
@@ -148,16 +147,12 @@ impl Collection {
                 rebuild(&*store, &config)?
             }
         };
-        let tombstones: HashSet<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
-        let mut metadata = HashMap::with_capacity(live.len());
-        let mut documents = 0;
+        let tombstones = dead_points(&*graph, &live);
+        let mut payload = PayloadIndex::default();
         for document in store.documents(&id, None)? {
             let document = document?;
-            documents += 1;
-            let shared = Arc::new(document.metadata);
-            for passage in &document.passages {
-                metadata.insert(passage.point, shared.clone());
-            }
+            let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
+            payload.insert(&points, &document.metadata);
         }
         let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live)?;
         Ok(Collection {
@@ -167,8 +162,7 @@ impl Collection {
             graph: RwLock::new(graph),
             side: RwLock::new(Side::default()),
             tombstones: RwLock::new(tombstones),
-            metadata: Arc::new(RwLock::new(metadata)),
-            documents: AtomicUsize::new(documents),
+            payload: Arc::new(RwLock::new(payload)),
             lexical,
             writer: Mutex::new(()),
             maintenance: Mutex::new(()),
@@ -195,9 +189,10 @@ impl Collection {
     }
 
     pub fn stats(&self) -> IndexStats {
+        let payload = self.payload.read();
         IndexStats {
-            documents: self.documents.load(Ordering::Relaxed),
-            passages: self.metadata.read().len(),
+            documents: payload.documents() as usize,
+            passages: payload.len() as usize,
             lexical_passages: self.lexical.len(),
             graph_points: self.graph.read().len() + self.side.read().points.len(),
             tombstones: self.tombstones.read().len(),
@@ -207,7 +202,7 @@ impl Collection {
 
     /// Checks and prepares a vector for this collection: right width, finite, normalized for cosine.
     pub fn prepare_vector(&self, mut vector: Vec<f32>) -> Result<Vec<f32>, EngineError> {
-        let dims = self.config.model.dims;
+        let dims = self.config.dims;
         if vector.len() != dims {
             return Err(EngineError::DimensionMismatch { expected: dims, got: vector.len() });
         }
@@ -252,37 +247,31 @@ impl Collection {
             let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
             let mut texts: Vec<(PointId, &str)> = Vec::new();
             let mut replaced: Vec<PointId> = Vec::new();
-            let mut added_documents = 0;
             // An id repeated within the batch ends with its last document: the store dropped the
             // earlier ones' passages in the same transaction, so they are never indexed.
             let last: HashMap<&str, usize> = documents.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
-            let existed: HashSet<&str> = written.iter().zip(&documents).filter(|(w, _)| !w.replaced.is_empty()).map(|(_, d)| d.id.as_str()).collect();
-            // Metadata first: a point the graph can return must have its metadata for filters.
+            // The payload first: a point the graph can return must be live and filterable.
             {
-                let mut cache = self.metadata.write();
+                let mut payload = self.payload.write();
                 for (i, (w, doc)) in written.iter().zip(&documents).enumerate() {
-                    for old in &w.replaced {
-                        cache.remove(old);
-                    }
+                    payload.remove(&w.replaced);
                     replaced.extend(&w.replaced);
                     if last.get(doc.id.as_str()) != Some(&i) {
                         continue;
                     }
-                    if !existed.contains(doc.id.as_str()) {
-                        added_documents += 1;
-                    }
-                    let shared = Arc::new(doc.metadata.clone());
+                    payload.insert(&w.points, &doc.metadata);
                     let spans: Vec<crate::domain::Span> = doc.passages.iter().map(|p| p.span).collect();
                     let passage_texts = crate::domain::slices(&doc.text, &spans);
                     for ((&point, passage), text) in w.points.iter().zip(&doc.passages).zip(passage_texts) {
-                        cache.insert(point, shared.clone());
                         points.push((point, passage.vector.clone()));
-                        texts.push((point, text));
+                        // A document brought with only a vector has no text to index.
+                        if !text.is_empty() {
+                            texts.push((point, text));
+                        }
                     }
                 }
             }
-            self.documents.fetch_add(added_documents, Ordering::Relaxed);
-            self.tombstones.write().extend(replaced.iter().copied());
+            self.retire(&replaced);
             let watermark = written.iter().flat_map(|w| w.points.last()).max().map_or(0, |p| p + 1);
             let change = self.lexical.write(&texts, &replaced, watermark)?;
             self.index(points);
@@ -299,6 +288,18 @@ impl Collection {
         let store = &self.store;
         self.lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
         Ok(())
+    }
+
+    /// Takes deleted points out of the graph: natively where the backend can and no dump has
+    /// the graph frozen, else as tombstones. Under `writer`.
+    fn retire(&self, points: &[PointId]) {
+        if points.is_empty() {
+            return;
+        }
+        let side = self.side.read();
+        if side.frozen || !self.graph.read().clone().remove(points) {
+            self.tombstones.write().extend(points.iter().copied());
+        }
     }
 
     /// Adds points to the graph, or to the side while a dump has the graph frozen. Under `writer`.
@@ -319,13 +320,8 @@ impl Collection {
             let _writer = self.writer.lock();
             let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
             let points: Vec<PointId> = removed.iter().flatten().copied().collect();
-            let mut cache = self.metadata.write();
-            points.iter().for_each(|p| {
-                cache.remove(p);
-            });
-            drop(cache);
-            self.documents.fetch_sub(removed.len(), Ordering::Relaxed);
-            self.tombstones.write().extend(points.iter().copied());
+            self.payload.write().remove(&points);
+            self.retire(&points);
             let change = self.lexical.write(&[], &points, 0)?;
             (removed.len(), change)
         };
@@ -381,20 +377,14 @@ impl Collection {
         Ok((page, false))
     }
 
-    /// Documents the filter matches, counted from the metadata cache without reading the store:
-    /// a document's passages share one `Arc` of its metadata (see `open` and `upsert`), so
-    /// distinct pointers are distinct documents.
+    /// Documents the filter matches, counted from the payload index without reading the store.
     pub fn count_matching(&self, filter: &Filter) -> usize {
-        let cache = self.metadata.read();
-        let documents: HashSet<*const Map<String, Value>> = cache.values().filter(|meta| filter.matches(meta)).map(Arc::as_ptr).collect();
-        documents.len()
+        self.payload.read().count_documents(&Plan::compile(filter)) as usize
     }
 
+    /// Live points the filter matches, in order.
     fn matching(&self, filter: &Filter) -> Vec<PointId> {
-        let cache = self.metadata.read();
-        let mut points: Vec<PointId> = cache.iter().filter(|(_, meta)| filter.matches(meta)).map(|(p, _)| *p).collect();
-        points.sort_unstable();
-        points
+        self.payload.read().matching(&Plan::compile(filter)).into_iter().collect()
     }
 
     /// The `k` nearest live passages to `vector` (already checked by `prepare_vector`), best
@@ -411,39 +401,68 @@ impl Collection {
 
     /// The `k` nearest live passages as scored points, best first.
     pub fn dense(&self, vector: &[f32], k: usize, ef: Option<usize>, filter: Option<&Filter>, strategy: FilterStrategy) -> Result<Vec<Scored>, EngineError> {
+        // f16 / i8 graphs rank by approximate distances: take twice the candidates, then rescore
+        // them with the stored f32 vectors (as Qdrant rescores quantized search).
+        let quantized = self.quantized();
+        let (k_wanted, k) = (k, if quantized { (2 * k).max(k + 10) } else { k });
         let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
-        let hits = match filter {
+        let hits = match filter.filter(|f| !f.matches_everything()) {
             Some(filter) => {
-                let matching = self.matching(filter);
+                let plan = Plan::compile(filter);
+                let payload = self.payload.read();
                 let exact = match strategy {
                     FilterStrategy::Auto => {
-                        let live = self.metadata.read().len();
-                        matching.len() <= EXACT_FILTER_MAX.max((EXACT_FILTER_SHARE * live as f64) as usize)
+                        let threshold = EXACT_FILTER_MAX.max((EXACT_FILTER_SHARE * payload.len() as f64) as usize) as u64;
+                        payload.estimate(&plan, threshold) <= threshold
                     }
                     FilterStrategy::Exact => true,
                     FilterStrategy::Graph => false,
                 };
                 if exact {
+                    let matching: Vec<PointId> = payload.matching(&plan).into_iter().collect();
+                    drop(payload);
                     self.exact(vector, k, &matching)?
                 } else {
-                    let allowed: HashSet<PointId> = matching.into_iter().collect();
-                    let accept = |p: PointId| allowed.contains(&p);
+                    // The payload stays read-locked for the walk: writers wait for it, briefly.
+                    let accept = |p: PointId| payload.accepts(&plan, p);
                     self.graph_search(vector, k, ef, Some(&accept))
                 }
             }
             None => self.graph_search(vector, k, ef, None),
         };
+        let hits = if quantized { self.rescore(vector, &hits, k_wanted)? } else { hits };
         let metric = self.config.metric;
         Ok(hits.into_iter().map(|h| Scored { point: h.point, score: index::score(metric, h.distance) }).collect())
     }
 
+    /// Whether the graph holds f16 / i8 vectors (its distances are approximate).
+    fn quantized(&self) -> bool {
+        matches!(self.config.backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
+    }
+
+    /// Exact distances from the store's f32 vectors for `hits`, best `k` first.
+    fn rescore(&self, vector: &[f32], hits: &[Hit], k: usize) -> Result<Vec<Hit>, EngineError> {
+        let points: Vec<PointId> = hits.iter().map(|h| h.point).collect();
+        let metric = self.config.metric;
+        let mut exact: Vec<Hit> = self
+            .store
+            .vectors_of(self.id(), &points)
+            .map_err(|e| self.named(e))?
+            .into_iter()
+            .map(|(point, v)| Hit { point, distance: distance(metric, vector, &v) })
+            .collect();
+        exact.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
+        exact.truncate(k);
+        Ok(exact)
+    }
+
     /// The `limit` best live passages for `query` by BM25, best first, among those `filter` matches.
     pub fn lexical(&self, query: &str, limit: usize, filter: Option<&Filter>) -> Result<Vec<Scored>, EngineError> {
-        let metadata = self.metadata.clone();
-        let filter = filter.cloned();
-        // Liveness comes from the metadata cache: points deleted since the last commit the index
+        let payload = self.payload.clone();
+        let plan = filter.map_or(Plan::All, Plan::compile);
+        // Liveness comes from the payload index: points deleted since the last commit the index
         // saw at open are skipped here, like the graph's tombstones.
-        let accept: Accept = Arc::new(move |point| metadata.read().get(&point).is_some_and(|meta| filter.as_ref().is_none_or(|f| f.matches(meta))));
+        let accept: Accept = Arc::new(move |point| payload.read().accepts(&plan, point));
         let hits = self.lexical.search(query, limit, accept)?;
         Ok(hits.into_iter().map(|(point, score)| Scored { point, score }).collect())
     }
@@ -475,27 +494,44 @@ impl Collection {
         }
         // Points written during a dump: exact, then merged (a point being moved into the graph
         // may be in both for a moment).
-        hits.extend(
-            side.points
-                .iter()
-                .filter(|(p, _)| !tombstones.contains(p) && filter.is_none_or(|f| f(*p)))
-                .map(|(point, v)| Hit { point: *point, distance: distance(self.config.metric, vector, v) }),
-        );
+        let mut written: Vec<Hit> = side
+            .points
+            .iter()
+            .filter(|(p, _)| !tombstones.contains(p) && filter.is_none_or(|f| f(*p)))
+            .map(|(point, v)| Hit { point: *point, distance: distance(self.config.metric, vector, v) })
+            .collect();
+        written.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
+        written.truncate(k);
+        if self.quantized() {
+            // f16 / i8 distances are not on the f32 scale: keep both lists whole for the rescoring.
+            let seen: HashSet<PointId> = hits.iter().map(|h| h.point).collect();
+            hits.extend(written.into_iter().filter(|h| !seen.contains(&h.point)));
+            return hits;
+        }
+        hits.extend(written);
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
         hits.dedup_by_key(|h| h.point);
         hits.truncate(k);
         hits
     }
 
-    /// Exact search over the given points: vectors only from the store.
+    /// Exact search over the given live points: vectors from the graph where it keeps them
+    /// readable (memory), else from the store.
     fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Hit>, EngineError> {
-        let mut hits: Vec<Hit> = self
-            .store
-            .vectors_of(self.id(), points)
-            .map_err(|e| self.named(e))?
-            .into_iter()
-            .map(|(point, v)| Hit { point, distance: distance(self.config.metric, vector, &v) })
-            .collect();
+        let metric = self.config.metric;
+        let graph = self.graph.read().clone();
+        let mut hits = Vec::with_capacity(points.len());
+        let mut missing = Vec::new();
+        for &point in points {
+            match graph.vector(point) {
+                Some(v) => hits.push(Hit { point, distance: distance(metric, vector, &v) }),
+                None => missing.push(point),
+            }
+        }
+        if !missing.is_empty() {
+            let stored = self.store.vectors_of(self.id(), &missing).map_err(|e| self.named(e))?;
+            hits.extend(stored.into_iter().map(|(point, v)| Hit { point, distance: distance(metric, vector, &v) }));
+        }
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance));
         hits.truncate(k);
         Ok(hits)
@@ -534,13 +570,13 @@ impl Collection {
         };
         let started = std::time::Instant::now();
         let vectors: Vec<(PointId, Vec<f32>)> = self.store.vectors_after(&name, None)?.into_iter().filter(|(p, _)| *p < snapshot_next).collect();
-        let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(self.config.metric, &self.config.hnsw, vectors.len())?);
+        let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(&IndexSpec::of(&self.config), vectors.len())?);
         fresh.insert(&vectors);
         drop(vectors);
         let _writer = self.writer.lock();
         fresh.insert(&self.store.vectors_after(&name, snapshot_next.checked_sub(1))?);
         let live: HashSet<PointId> = self.store.live_points(&name)?.into_iter().collect();
-        let tombstones: HashSet<PointId> = fresh.points().into_iter().filter(|p| !live.contains(p)).collect();
+        let tombstones = dead_points(&*fresh, &live);
         let (before, after) = (self.graph.read().len(), fresh.len());
         *self.graph.write() = fresh;
         *self.tombstones.write() = tombstones;
@@ -569,7 +605,7 @@ impl Collection {
             // this flush makes all of them durable before a dump can claim them.
             self.store.flush()?;
             fail::fail_point!("collection.dump.frozen");
-            dump::save(&*graph, &self.index_dir, watermark, self.config.metric, self.config.model.dims)?;
+            dump::save(&*graph, &self.index_dir, watermark, &IndexSpec::of(&self.config))?;
             Ok(())
         })();
         let moved = {
@@ -582,6 +618,11 @@ impl Collection {
         // the side until they are in the graph.
         graph.insert(&moved);
         self.side.write().points.drain(..moved.len());
+        // Deletes made while the graph was frozen are tombstones: remove them now, if it can.
+        let dead: Vec<PointId> = self.tombstones.read().iter().copied().collect();
+        if !dead.is_empty() && graph.remove(&dead) {
+            self.tombstones.write().retain(|p| !dead.contains(p));
+        }
         saved?;
         *self.dumped.lock() = Some(state);
         Ok(())
@@ -620,9 +661,20 @@ fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir:
     Ok(lexical)
 }
 
+/// Points in the graph that are no longer live, removed from it where the backend can; the
+/// rest are returned as tombstones.
+fn dead_points(graph: &dyn VectorIndex, live: &HashSet<PointId>) -> HashSet<PointId> {
+    let dead: Vec<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
+    if dead.is_empty() || graph.remove(&dead) {
+        HashSet::new()
+    } else {
+        dead.into_iter().collect()
+    }
+}
+
 fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<dyn VectorIndex>, EngineError> {
     let vectors = store.vectors_after(&config.id, None)?;
-    let graph = index::new_index(config.metric, &config.hnsw, vectors.len())?;
+    let graph = index::new_index(&IndexSpec::of(config), vectors.len())?;
     graph.insert(&vectors);
     Ok(Arc::from(graph))
 }

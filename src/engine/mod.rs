@@ -3,6 +3,7 @@
 //! Engine calls block (sled, fsync, graph work): async callers run them on a blocking thread.
 
 mod collection;
+pub mod payload;
 pub mod filter;
 
 use std::collections::HashMap;
@@ -11,10 +12,10 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE};
+pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
 pub use filter::Filter;
 
-use crate::index::{validate_params, IndexError};
+use crate::index::{validate_spec, IndexError, IndexSpec};
 use crate::store::{CollectionConfig, DocumentStore, SledStore, StoreError};
 
 /// Longest document id, in bytes.
@@ -109,7 +110,7 @@ impl Engine {
     /// Creates a collection under a fresh id (`config.id` is ignored).
     pub fn create_collection(&self, mut config: CollectionConfig) -> Result<Arc<Collection>, EngineError> {
         validate_collection_name(&config.name)?;
-        validate_params(&config.hnsw)?;
+        validate_spec(&IndexSpec::of(&config))?;
         let _ddl = self.ddl.lock();
         if self.collections.read().contains_key(&config.name) {
             return Err(EngineError::CollectionExists(config.name));

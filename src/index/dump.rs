@@ -1,15 +1,15 @@
 //! Crash-safe index dumps.
 //!
 //! Layout under a collection's index directory:
-//! - `dump-<uuid>/`: the hnsw_rs files and `DUMP.json` (files with length and CRC-32, point
-//!   count, watermark, metric, dims)
+//! - `dump-<uuid>/`: the backend's files and `DUMP.json` (files with length and CRC-32, point
+//!   count, watermark, metric, dims, backend)
 //! - `CURRENT`: the name of the dump directory in force
 //!
-//! Writing: hnsw_rs dumps into `tmp-<uuid>/`; every file is fsynced, `DUMP.json` is written,
+//! Writing: the backend dumps into `tmp-<uuid>/`; every file is fsynced, `DUMP.json` is written,
 //! the directory is renamed to `dump-<uuid>` and the parent fsynced; then `CURRENT` is replaced
 //! atomically (temp → fsync → rename → fsync dir) and older dumps are removed. A crash at any
 //! point leaves either the old dump or the new one in force, never a half-written one.
-//! Loading checks every length and checksum before hnsw_rs sees a byte.
+//! Loading checks every length and checksum before the backend sees a byte.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::distance::DistNegDot;
-use super::{HnswIndex, IndexError, VectorIndex};
+use super::{HnswIndex, IndexError, IndexSpec, UsearchIndex, VectorIndex};
+use crate::domain::IndexBackend;
 use crate::store::{Metric, PointId};
 
 const CURRENT: &str = "CURRENT";
@@ -42,9 +43,17 @@ pub struct DumpManifest {
     pub points: usize,
     pub metric: Metric,
     pub dims: usize,
-    /// hnsw_rs basename: files are `<basename>.hnsw.graph` and `<basename>.hnsw.data`.
+    /// Dumps written before backends were selectable are hnsw_rs dumps.
+    #[serde(default = "hnsw_rs")]
+    pub backend: IndexBackend,
+    /// hnsw_rs basename: files are `<basename>.hnsw.graph` and `<basename>.hnsw.data` (empty
+    /// for other backends).
     pub basename: String,
     pub files: Vec<DumpFile>,
+}
+
+fn hnsw_rs() -> IndexBackend {
+    IndexBackend::HnswRs
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
@@ -82,25 +91,28 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
 }
 
 /// Dumps `index` into `dir` (created if needed) and makes it the dump in force.
-pub fn save(index: &dyn VectorIndex, dir: &Path, watermark: PointId, metric: Metric, dims: usize) -> Result<DumpManifest, IndexError> {
+pub fn save(index: &dyn VectorIndex, dir: &Path, watermark: PointId, spec: &IndexSpec) -> Result<DumpManifest, IndexError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let tmp = dir.join(format!("tmp-{}", uuid::Uuid::now_v7()));
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let result = write_dump(index, dir, &tmp, watermark, metric, dims);
+    let result = write_dump(index, dir, &tmp, watermark, spec);
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
     }
     result
 }
 
-fn write_dump(index: &dyn VectorIndex, dir: &Path, tmp: &Path, watermark: PointId, metric: Metric, dims: usize) -> Result<DumpManifest, IndexError> {
+fn write_dump(index: &dyn VectorIndex, dir: &Path, tmp: &Path, watermark: PointId, spec: &IndexSpec) -> Result<DumpManifest, IndexError> {
     let points = index.len();
     let names = index.dump_into(tmp)?;
-    let basename = names
-        .first()
-        .and_then(|n| n.strip_suffix(".hnsw.graph"))
-        .ok_or_else(|| IndexError::BadDump { path: tmp.to_owned(), reason: "unexpected dump file names".into() })?
-        .to_owned();
+    let basename = match spec.backend {
+        IndexBackend::HnswRs => names
+            .first()
+            .and_then(|n| n.strip_suffix(".hnsw.graph"))
+            .ok_or_else(|| IndexError::BadDump { path: tmp.to_owned(), reason: "unexpected dump file names".into() })?
+            .to_owned(),
+        _ => String::new(),
+    };
     let mut files = Vec::with_capacity(names.len());
     for name in names {
         let path = tmp.join(&name);
@@ -108,7 +120,7 @@ fn write_dump(index: &dyn VectorIndex, dir: &Path, tmp: &Path, watermark: PointI
         let (len, crc32) = checksum(&path)?;
         files.push(DumpFile { name, len, crc32 });
     }
-    let manifest = DumpManifest { format: FORMAT, watermark, points, metric, dims, basename, files };
+    let manifest = DumpManifest { format: FORMAT, watermark, points, metric: spec.metric, dims: spec.dims, backend: spec.backend, basename, files };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| IndexError::BadDump { path: tmp.to_owned(), reason: e.to_string() })?;
     write_atomically(&tmp.join(MANIFEST), &json)?;
     let final_name = format!("dump-{}", uuid::Uuid::now_v7());
@@ -133,7 +145,8 @@ fn remove_stale(dir: &Path, keep: &str) {
 }
 
 /// The dump in force under `dir`, validated. `Ok(None)` when there is none.
-pub fn load(dir: &Path, metric: Metric, dims: usize) -> Result<Option<(Box<dyn VectorIndex>, DumpManifest)>, IndexError> {
+pub fn load(dir: &Path, spec: &IndexSpec) -> Result<Option<(Box<dyn VectorIndex>, DumpManifest)>, IndexError> {
+    let (metric, dims) = (spec.metric, spec.dims);
     let current = dir.join(CURRENT);
     let name = match fs::read_to_string(&current) {
         Ok(name) => name,
@@ -145,8 +158,8 @@ pub fn load(dir: &Path, metric: Metric, dims: usize) -> Result<Option<(Box<dyn V
     let manifest_path = dump_dir.join(MANIFEST);
     let bytes = fs::read(&manifest_path).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
     let manifest: DumpManifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
-    if manifest.format != FORMAT || manifest.metric != metric || manifest.dims != dims {
-        return Err(bad(format!("made for format {} / {:?} / {} dims", manifest.format, manifest.metric, manifest.dims)));
+    if manifest.format != FORMAT || manifest.metric != metric || manifest.dims != dims || manifest.backend != spec.backend {
+        return Err(bad(format!("made for format {} / {:?} / {} dims / {}", manifest.format, manifest.metric, manifest.dims, manifest.backend.as_str())));
     }
     for file in &manifest.files {
         let (len, crc32) = checksum(&dump_dir.join(&file.name)).map_err(|e| bad(e.to_string()))?;
@@ -154,10 +167,11 @@ pub fn load(dir: &Path, metric: Metric, dims: usize) -> Result<Option<(Box<dyn V
             return Err(bad(format!("{} has length {len} and crc {crc32:08x}, expected {} and {:08x}", file.name, file.len, file.crc32)));
         }
     }
-    let index: Box<dyn VectorIndex> = match metric {
-        Metric::Cosine => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, hnsw_rs::prelude::DistDot)?),
-        Metric::Dot => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, DistNegDot)?),
-        Metric::L2 => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, hnsw_rs::prelude::DistL2)?),
+    let index: Box<dyn VectorIndex> = match (spec.backend, metric) {
+        (IndexBackend::HnswRs, Metric::Cosine) => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, hnsw_rs::prelude::DistDot)?),
+        (IndexBackend::HnswRs, Metric::Dot) => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, DistNegDot)?),
+        (IndexBackend::HnswRs, Metric::L2) => Box::new(HnswIndex::load(&dump_dir, &manifest.basename, hnsw_rs::prelude::DistL2)?),
+        _ => Box::new(UsearchIndex::load(&dump_dir, metric, spec.params.ef_search)?),
     };
     if index.len() != manifest.points {
         return Err(bad(format!("holds {} points, manifest says {}", index.len(), manifest.points)));

@@ -22,7 +22,7 @@ const DUMP_BASENAME: &str = "graph";
 
 /// Index builds get their own pool sized to the cores, not rayon's global pool, so that they
 /// never compete with other rayon users for its threads.
-fn build_pool() -> Option<&'static rayon::ThreadPool> {
+pub(super) fn build_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

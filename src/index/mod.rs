@@ -1,18 +1,22 @@
 //! The vector index: derived data, rebuildable from the store at any time.
 //!
-//! `VectorIndex` is the seam another ANN backend would plug into; `HnswIndex` wraps hnsw_rs.
-//! Deletes are tombstones kept by the caller (hnsw_rs cannot delete), and dumps are written
-//! atomically with a checksum and the store watermark they cover (`dump.rs`).
+//! `VectorIndex` is the seam ANN backends plug into: `UsearchIndex` wraps usearch (the default,
+//! chosen by measurement: benches/results/search.md), `HnswIndex` wraps hnsw_rs. usearch removes
+//! deleted points natively; for hnsw_rs, which cannot, the caller keeps tombstones. Dumps are
+//! written atomically with a checksum and the store watermark they cover (`dump.rs`).
 
 mod distance;
 pub mod dump;
 mod hnsw;
+pub mod usearch;
 
 use std::path::Path;
 
 pub use distance::distance_from_dot;
 pub use hnsw::{HnswIndex, MAX_M};
+pub use usearch::{Quantization, UsearchIndex};
 
+use crate::domain::IndexBackend;
 use crate::store::{HnswParams, Metric, PointId};
 
 /// One search result: a point and its distance (smaller is closer, for every metric).
@@ -45,6 +49,16 @@ pub trait VectorIndex: Send + Sync {
     }
     /// Every point in the graph.
     fn points(&self) -> Vec<PointId>;
+    /// Removes points from the graph, when the backend can; `false` means it cannot, and the
+    /// caller keeps them as tombstones until a compaction rebuilds the graph.
+    fn remove(&self, _points: &[PointId]) -> bool {
+        false
+    }
+    /// A point's vector as the graph holds it, when the backend keeps vectors readable (exact
+    /// search then reads memory instead of the store).
+    fn vector(&self, _point: PointId) -> Option<Vec<f32>> {
+        None
+    }
     /// Writes the graph into `dir` (which exists and is empty); returns the files written.
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError>;
 }
@@ -63,14 +77,53 @@ pub fn validate_params(params: &HnswParams) -> Result<(), IndexError> {
     Ok(())
 }
 
+/// What an index is built for: the collection's metric, width, graph parameters and backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub metric: Metric,
+    pub dims: usize,
+    pub params: HnswParams,
+    pub backend: IndexBackend,
+}
+
+impl IndexSpec {
+    pub fn of(config: &crate::domain::CollectionConfig) -> Self {
+        IndexSpec { metric: config.metric, dims: config.dims, params: config.hnsw, backend: config.backend }
+    }
+}
+
+/// Checks a spec without building anything (collection creation refuses a bad one up front).
+pub fn validate_spec(spec: &IndexSpec) -> Result<(), IndexError> {
+    validate_params(&spec.params)?;
+    if spec.dims == 0 || spec.dims > MAX_DIMS {
+        return Err(IndexError::InvalidParams(format!("dims must be in 1..={MAX_DIMS}, got {}", spec.dims)));
+    }
+    if matches!(spec.backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8) && spec.metric != Metric::Cosine {
+        return Err(IndexError::InvalidParams(format!("backend {} stores unit vectors and needs the cosine metric", spec.backend.as_str())));
+    }
+    Ok(())
+}
+
+/// Widest vector accepted (OpenAI's largest embeddings have 3072 dimensions).
+pub const MAX_DIMS: usize = 16_384;
+
 /// A fresh, empty index for a collection.
-pub fn new_index(metric: Metric, params: &HnswParams, expected_points: usize) -> Result<Box<dyn VectorIndex>, IndexError> {
-    validate_params(params)?;
-    Ok(match metric {
-        Metric::Cosine => Box::new(HnswIndex::new(params, expected_points, hnsw_rs::prelude::DistDot)),
-        Metric::Dot => Box::new(HnswIndex::new(params, expected_points, distance::DistNegDot)),
-        Metric::L2 => Box::new(HnswIndex::new(params, expected_points, hnsw_rs::prelude::DistL2)),
-    })
+pub fn new_index(spec: &IndexSpec, expected_points: usize) -> Result<Box<dyn VectorIndex>, IndexError> {
+    validate_spec(spec)?;
+    let params = &spec.params;
+    let quantization = match spec.backend {
+        IndexBackend::HnswRs => {
+            return Ok(match spec.metric {
+                Metric::Cosine => Box::new(HnswIndex::new(params, expected_points, hnsw_rs::prelude::DistDot)),
+                Metric::Dot => Box::new(HnswIndex::new(params, expected_points, distance::DistNegDot)),
+                Metric::L2 => Box::new(HnswIndex::new(params, expected_points, hnsw_rs::prelude::DistL2)),
+            })
+        }
+        IndexBackend::Usearch => Quantization::F32,
+        IndexBackend::UsearchF16 => Quantization::F16,
+        IndexBackend::UsearchI8 => Quantization::I8,
+    };
+    Ok(Box::new(UsearchIndex::new(spec.metric, spec.dims, params, quantization, expected_points)?))
 }
 
 /// Converts an index distance into the score a client sees (see README: cosine and dot are

@@ -18,8 +18,11 @@ use crate::embed::EmbeddingProvider;
 pub struct DocumentInput {
     /// A UUIDv7 is generated when absent.
     pub id: Option<String>,
+    /// May be empty when `vector` is given.
     pub text: String,
     pub metadata: Option<Map<String, Value>>,
+    /// A vector brought by the client: stored as the document's one passage, not embedded.
+    pub vector: Option<Vec<f32>>,
 }
 
 /// What was ingested, per document, in request order.
@@ -65,33 +68,61 @@ impl Service {
         if inputs.len() > limits.max_batch_documents {
             return Err(ServiceError::TooLarge(format!("at most {} documents per request, got {}", limits.max_batch_documents, inputs.len())));
         }
-        let mut checked = Vec::with_capacity(inputs.len());
+        let mut checked: Vec<(String, String, Map<String, Value>, Option<Vec<f32>>)> = Vec::with_capacity(inputs.len());
         for (i, doc) in inputs.into_iter().enumerate() {
             let id = doc.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             validate_document_id(&id).map_err(|e| ServiceError::invalid(format!("documents[{i}].id: {e}")))?;
-            if doc.text.trim().is_empty() {
-                return Err(ServiceError::invalid(format!("documents[{i}].text is empty")));
+            match &doc.vector {
+                // Checked before anything is written: width, finite, bounded, a direction for cosine.
+                Some(vector) => {
+                    collection.prepare_vector(vector.clone()).map_err(|e| ServiceError::Invalid { code: "invalid_vector", message: format!("documents[{i}].vector: {e}") })?;
+                }
+                None if doc.text.trim().is_empty() => return Err(ServiceError::invalid(format!("documents[{i}] has neither text nor vector"))),
+                None => {}
             }
             let metadata = doc.metadata.unwrap_or_default();
             let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |b| b.len());
             if size > limits.max_metadata_bytes {
                 return Err(ServiceError::TooLarge(format!("documents[{i}].metadata is {size} bytes; the limit is {}", limits.max_metadata_bytes)));
             }
-            checked.push((id, doc.text, metadata));
+            checked.push((id, doc.text, metadata, doc.vector));
         }
-        let provider = self.bound_model(&collection)?.clone();
-        let splitter = Splitter::new(collection.config.chunking, provider.encoder().clone()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
-        // Splitting counts tokens over and over: CPU work, off the async workers.
-        let (checked, spans) = blocking(move || {
-            let spans: Vec<Vec<Span>> = checked.iter().map(|(_, text, _)| splitter.split(text)).collect();
-            Ok((checked, spans))
-        })
-        .await?;
-        let texts: Vec<String> = checked.iter().zip(&spans).flat_map(|((_, text, _), spans)| slices(text, spans).into_iter().map(str::to_owned)).collect();
-        let mut embeddings = provider.embed_documents(texts).await?.into_iter();
+        // Documents brought with a vector are neither split nor embedded.
+        let mut embeddings = if checked.iter().any(|(_, _, _, vector)| vector.is_none()) {
+            let provider = self.bound_model(&collection, "give each document a vector")?.clone();
+            let splitter = Splitter::new(collection.config.chunking, provider.encoder().clone()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
+            // Splitting counts tokens over and over: CPU work, off the async workers.
+            let (back, spans) = blocking(move || {
+                let spans: Vec<Option<Vec<Span>>> = checked.iter().map(|(_, text, _, vector)| vector.is_none().then(|| splitter.split(text))).collect();
+                Ok((checked, spans))
+            })
+            .await?;
+            checked = back;
+            let texts: Vec<String> = checked
+                .iter()
+                .zip(&spans)
+                .filter_map(|((_, text, _, _), spans)| spans.as_ref().map(|spans| slices(text, spans).into_iter().map(str::to_owned)))
+                .flatten()
+                .collect();
+            let embedded = provider.embed_documents(texts).await?.into_iter();
+            Some((spans.into_iter(), embedded))
+        } else {
+            None
+        };
         let mut documents = Vec::with_capacity(checked.len());
         let mut report = Vec::with_capacity(checked.len());
-        for ((id, text, metadata), spans) in checked.into_iter().zip(spans) {
+        for (id, text, metadata, vector) in checked {
+            if let Some(vector) = vector {
+                if let Some((spans, _)) = embeddings.as_mut() {
+                    spans.next();
+                }
+                let span = Span { start: 0, end: text.chars().count() };
+                report.push(Ingested { id: id.clone(), passages: 1, tokens: 0, truncated: false });
+                documents.push(NewDocument { id, text, metadata, passages: vec![NewPassage { span, vector }] });
+                continue;
+            }
+            let Some((spans, embeddings)) = embeddings.as_mut() else { return Err(ServiceError::Worker("a document without a vector was not embedded".into())) };
+            let spans = spans.next().flatten().unwrap_or_default();
             let (mut tokens, mut truncated) = (0, false);
             let mut passages = Vec::with_capacity(spans.len());
             for span in spans {

@@ -12,7 +12,7 @@ pub mod search;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Chunking, CollectionConfig, HnswParams, Metric, ModelBinding};
+use crate::domain::{Chunking, CollectionConfig, HnswParams, IndexBackend, Metric, ModelBinding};
 use crate::embed::{EmbedError, EmbeddingProvider, OnnxProvider};
 use crate::engine::{Collection, Engine, EngineError};
 
@@ -68,6 +68,8 @@ pub enum ServiceError {
     ModelMismatch(String, String),
     #[error("no model is loaded")]
     NoModel,
+    #[error("collection '{0}' has no model: {1}")]
+    NoModelBound(String, &'static str),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -93,6 +95,10 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Servic
     tokio::task::spawn_blocking(work).await?
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// How a new collection splits documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChunkingChoice {
@@ -109,6 +115,10 @@ pub enum ChunkingChoice {
 pub struct NewCollection {
     pub name: String,
     pub model: Option<String>,
+    /// Vector width. Without `model`: a collection of vectors brought by clients, bound to no model.
+    pub dims: Option<usize>,
+    /// `None`: the default backend.
+    pub backend: Option<IndexBackend>,
     pub metric: Option<Metric>,
     pub m: Option<usize>,
     pub ef_construction: Option<usize>,
@@ -146,8 +156,8 @@ impl Service {
 
     /// The loaded model a collection is bound to. Refused when the server has not loaded it, or
     /// when a model of that name now differs from the one the collection's vectors were made with.
-    pub fn bound_model(&self, collection: &Collection) -> Result<&Arc<OnnxProvider>, ServiceError> {
-        let binding = &collection.config.model;
+    pub fn bound_model(&self, collection: &Collection, needed_for: &'static str) -> Result<&Arc<OnnxProvider>, ServiceError> {
+        let binding = collection.config.model.as_ref().ok_or_else(|| ServiceError::NoModelBound(collection.name().to_owned(), needed_for))?;
         let provider = self.model(&binding.name).map_err(|_| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
         let info = provider.info();
         if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
@@ -159,12 +169,17 @@ impl Service {
         Ok(provider)
     }
 
-    /// Creates a collection bound to a loaded model.
+    /// Creates a collection bound to a loaded model, or, given `dims` and no model, one that
+    /// takes vectors from its clients.
     pub async fn create_collection(&self, request: NewCollection) -> Result<Arc<Collection>, ServiceError> {
-        let model = match &request.model {
-            Some(name) => self.model(name)?,
-            None => self.default_model()?,
+        let model = match (&request.model, request.dims) {
+            (Some(name), _) => self.model(name)?,
+            (None, Some(dims)) => return self.create_vector_collection(request, dims).await,
+            (None, None) => self.default_model()?,
         };
+        if let Some(dims) = request.dims.filter(|&d| d != model.info().dims) {
+            return Err(ServiceError::Invalid { code: "dimension_mismatch", message: format!("dims is {dims}, but model '{}' makes {} dimensions", model.info().name, model.info().dims) });
+        }
         let chunking = match request.chunking {
             ChunkingChoice::Default => Some(default_chunking(model.encoder())),
             ChunkingChoice::Off => None,
@@ -181,15 +196,41 @@ impl Service {
         let config = CollectionConfig {
             id: String::new(),
             name: request.name,
-            model: ModelBinding { name: info.name.clone(), dims: info.dims, pooling: info.pooling, query_instruction: info.query_instruction.clone() },
+            model: Some(ModelBinding { name: info.name.clone(), dims: info.dims, pooling: info.pooling, query_instruction: info.query_instruction.clone() }),
+            dims: info.dims,
             metric: request.metric.unwrap_or_default(),
             hnsw: HnswParams {
                 m: request.m.unwrap_or(defaults.m),
                 ef_construction: request.ef_construction.unwrap_or(defaults.ef_construction),
                 ef_search: request.ef_search.unwrap_or(defaults.ef_search),
             },
-            created_at_ms: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            backend: request.backend.unwrap_or_default(),
+            created_at_ms: now_ms(),
             chunking,
+        };
+        let engine = self.engine.clone();
+        blocking(move || Ok(engine.create_collection(config)?)).await
+    }
+
+    async fn create_vector_collection(&self, request: NewCollection, dims: usize) -> Result<Arc<Collection>, ServiceError> {
+        if let ChunkingChoice::Custom(_) = request.chunking {
+            return Err(ServiceError::Invalid { code: "invalid_chunking", message: "chunking needs a model: a collection without one stores each document's vector as given".into() });
+        }
+        let defaults = HnswParams::default();
+        let config = CollectionConfig {
+            id: String::new(),
+            name: request.name,
+            model: None,
+            dims,
+            metric: request.metric.unwrap_or_default(),
+            hnsw: HnswParams {
+                m: request.m.unwrap_or(defaults.m),
+                ef_construction: request.ef_construction.unwrap_or(defaults.ef_construction),
+                ef_search: request.ef_search.unwrap_or(defaults.ef_search),
+            },
+            backend: request.backend.unwrap_or_default(),
+            created_at_ms: now_ms(),
+            chunking: None,
         };
         let engine = self.engine.clone();
         blocking(move || Ok(engine.create_collection(config)?)).await

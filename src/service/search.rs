@@ -151,7 +151,7 @@ impl Service {
             .collect::<Result<Vec<_>, _>>()?;
         let texts: Vec<String> = plans.iter().filter(|p| p.vector.is_none() && p.mode != Mode::Lexical).filter_map(|p| p.query.query.clone()).collect();
         if !texts.is_empty() {
-            let provider = self.bound_model(&collection)?;
+            let provider = self.bound_model(&collection, "search it with a vector, or with mode lexical")?;
             let mut vectors = provider.embed(EmbedRequest::queries(texts)).await?.into_iter();
             for plan in plans.iter_mut().filter(|p| p.vector.is_none() && p.mode != Mode::Lexical) {
                 plan.vector = vectors.next().map(|e| e.embedding);
@@ -185,8 +185,11 @@ fn run(collection: &Arc<Collection>, plan: Plan) -> Result<Vec<SearchHit>, Servi
     let Plan { query, mode, vector } = plan;
     let vector = vector.map(|v| collection.prepare_vector(v)).transpose()?;
     let k = query.k;
-    let total = collection.stats().passages.max(1);
-    let mut limit = if query.passages && mode != Mode::Hybrid { k } else { (4 * k).max(50) };
+    let stats = collection.stats();
+    let total = stats.passages.max(1);
+    // With one passage per document, k passages are k documents: no grouping to make room for.
+    let one_passage_each = stats.passages == stats.documents;
+    let mut limit = if (query.passages || one_passage_each) && mode != Mode::Hybrid { k } else { (4 * k).max(50) };
     loop {
         let dense: Vec<Scored> = match (&vector, mode) {
             (Some(v), Mode::Dense | Mode::Hybrid) => collection.dense(v, limit, query.ef, query.filter.as_ref(), FilterStrategy::Auto)?,

@@ -15,10 +15,10 @@ pub use codec::{vector_from_bytes, vector_to_bytes};
 pub use sled_store::SledStore;
 
 // The domain types, re-exported where the store's callers have always found them.
-pub use crate::domain::{Chunking, CollectionConfig, Document, HnswParams, Metric, ModelBinding, NewDocument, NewPassage, Passage, PassageOf, PointId, Span, Written};
+pub use crate::domain::{Chunking, CollectionConfig, Document, HnswParams, IndexBackend, Metric, ModelBinding, NewDocument, NewPassage, Passage, PassageOf, PointId, Span, Written};
 
 /// Current on-disk schema version. Older stores are migrated on open; newer ones are refused.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

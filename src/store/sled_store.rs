@@ -1,6 +1,6 @@
 //! `DocumentStore` on sled 0.34.
 //!
-//! Layout (schema v4):
+//! Layout (schema v5):
 //! - default tree: `schema_version` → u32 (big-endian)
 //! - `collections`: name → bincode `CollectionConfig` (which carries the collection's id)
 //! - `counters`: collection id → next point id (u64 big-endian); its presence means "live"

@@ -120,14 +120,76 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// A vectors-only collection config (no embedding model involved).
+thread_local! {
+    /// The backend `vector_collection` builds with: set per test by `per_backend!`.
+    static BACKEND: std::cell::Cell<akidb::domain::IndexBackend> = std::cell::Cell::new(akidb::domain::IndexBackend::default());
+}
+
+/// Runs a test body with collections on `backend`.
+pub fn with_backend(backend: akidb::domain::IndexBackend, body: impl FnOnce()) {
+    BACKEND.with(|b| b.set(backend));
+    body();
+}
+
+/// Child processes of crash tests learn their parent's backend from this variable.
+pub const BACKEND_ENV: &str = "AKIDB_TEST_BACKEND";
+
+/// The backend collections are built with here: the test's, or the parent process's.
+pub fn backend() -> akidb::domain::IndexBackend {
+    if let Ok(name) = std::env::var(BACKEND_ENV) {
+        if let Some(backend) = akidb::domain::IndexBackend::ALL.into_iter().find(|b| b.as_str() == name) {
+            return backend;
+        }
+    }
+    BACKEND.with(|b| b.get())
+}
+
+/// Runs each test once per index backend: `mod <test> { fn usearch, fn usearch_f16, ... }`.
+#[macro_export]
+macro_rules! per_backend {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn body() $body
+                #[test]
+                fn usearch() {
+                    common::with_backend(akidb::domain::IndexBackend::Usearch, body)
+                }
+                #[test]
+                fn usearch_f16() {
+                    common::with_backend(akidb::domain::IndexBackend::UsearchF16, body)
+                }
+                #[test]
+                fn usearch_i8() {
+                    common::with_backend(akidb::domain::IndexBackend::UsearchI8, body)
+                }
+                #[test]
+                fn hnsw_rs() {
+                    common::with_backend(akidb::domain::IndexBackend::HnswRs, body)
+                }
+            }
+        )*
+    };
+}
+
+/// A vectors-only collection config (no embedding model involved), on the test's backend
+/// (f16 and i8 store unit vectors: other metrics fall back to usearch f32).
 pub fn vector_collection(name: &str, dims: usize, metric: akidb::store::Metric) -> akidb::store::CollectionConfig {
+    let mut backend = backend();
+    if metric != akidb::store::Metric::Cosine && matches!(backend, akidb::domain::IndexBackend::UsearchF16 | akidb::domain::IndexBackend::UsearchI8) {
+        backend = akidb::domain::IndexBackend::Usearch;
+    }
     akidb::store::CollectionConfig {
         id: String::new(),
         name: name.into(),
-        model: akidb::store::ModelBinding { name: "vectors".into(), dims, pooling: akidb::model::Pooling::Mean, query_instruction: None },
+        model: None,
+        dims,
         metric,
         hnsw: akidb::store::HnswParams::default(),
+        backend,
         created_at_ms: 0,
         chunking: None,
     }

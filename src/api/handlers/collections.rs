@@ -10,8 +10,8 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName};
-use crate::domain::{Chunking, Metric};
+use crate::api::types::{BackendName, ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName};
+use crate::domain::{Chunking, IndexBackend, Metric};
 use crate::engine::Collection;
 use crate::service::{ChunkingChoice, NewCollection};
 
@@ -31,20 +31,38 @@ fn metric_name(metric: Metric) -> MetricName {
     }
 }
 
+fn backend_from(name: BackendName) -> IndexBackend {
+    match name {
+        BackendName::Usearch => IndexBackend::Usearch,
+        BackendName::UsearchF16 => IndexBackend::UsearchF16,
+        BackendName::UsearchI8 => IndexBackend::UsearchI8,
+        BackendName::HnswRs => IndexBackend::HnswRs,
+    }
+}
+
+fn backend_name(backend: IndexBackend) -> BackendName {
+    match backend {
+        IndexBackend::Usearch => BackendName::Usearch,
+        IndexBackend::UsearchF16 => BackendName::UsearchF16,
+        IndexBackend::UsearchI8 => BackendName::UsearchI8,
+        IndexBackend::HnswRs => BackendName::HnswRs,
+    }
+}
+
 pub fn info(collection: &Collection) -> CollectionInfo {
     let config = &collection.config;
     let stats = collection.stats();
     CollectionInfo {
         name: config.name.clone(),
-        model: config.model.name.clone(),
-        dims: config.model.dims,
+        model: config.model.as_ref().map(|m| m.name.clone()),
+        dims: config.dims,
         metric: metric_name(config.metric),
         hnsw: HnswInfo { m: config.hnsw.m, ef_construction: config.hnsw.ef_construction, ef_search: config.hnsw.ef_search },
         chunking: config.chunking.map(|c| ChunkingConfig { max_tokens: c.max_tokens, overlap_tokens: c.overlap_tokens }),
         created_at_ms: config.created_at_ms,
         documents: stats.documents,
         passages: stats.passages,
-        index: IndexInfo { lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
+        index: IndexInfo { backend: backend_name(config.backend), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
     }
 }
 
@@ -66,6 +84,8 @@ pub async fn create_collection(
     let new = NewCollection {
         name: request.name,
         model: request.model,
+        dims: request.dims,
+        backend: request.index.and_then(|i| i.backend).map(backend_from),
         metric: request.metric.map(metric_from),
         m: hnsw.m,
         ef_construction: hnsw.ef_construction,

@@ -27,7 +27,12 @@ pub async fn add_documents(
     ApiJson(request): ApiJson<AddDocumentsRequest>,
 ) -> Result<Json<AddDocumentsResponse>, ApiError> {
     let service = state.loaded()?;
-    let inputs = request.documents.into_iter().map(|d| DocumentInput { id: d.id, text: d.text, metadata: d.metadata }).collect();
+    let inputs = request
+        .documents
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| Ok(DocumentInput { id: d.id, text: d.text.unwrap_or_default(), metadata: d.metadata, vector: super::vector_f32(d.vector, &format!("documents[{i}]."))? }))
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let prepared = service.prepare_ingest(&name, inputs).await?;
     // Tests delay here (asynchronously, so the timeout can win) to reach the 408 path.
     #[cfg(feature = "failpoints")]

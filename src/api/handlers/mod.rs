@@ -6,3 +6,19 @@ pub mod embeddings;
 pub mod page;
 pub mod search;
 pub mod system;
+
+use axum::http::StatusCode;
+
+use crate::api::error::ApiError;
+use crate::engine::MAX_COMPONENT;
+
+/// A vector from a request body, read as f64 so that the component bound is checked on the value
+/// sent, not on its f32 rounding (1e15 + 1 rounds below 1e15).
+pub(crate) fn vector_f32(vector: Option<Vec<f64>>, at: &str) -> Result<Option<Vec<f32>>, ApiError> {
+    let Some(vector) = vector else { return Ok(None) };
+    let bound = f64::from(MAX_COMPONENT);
+    if vector.iter().any(|v| !v.is_finite() || v.abs() > bound) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_vector", format!("{at}vector components must be finite and within ±{bound:e}")));
+    }
+    Ok(Some(vector.into_iter().map(|v| v as f32).collect()))
+}

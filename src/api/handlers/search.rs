@@ -27,7 +27,7 @@ fn parse(request: SearchRequest, at: &str) -> Result<SearchQuery, ApiError> {
     let weights = request.weights;
     Ok(SearchQuery {
         query: request.query,
-        vector: request.vector,
+        vector: super::vector_f32(request.vector, at)?,
         k: request.k.unwrap_or(DEFAULT_K),
         ef: request.ef,
         filter,
