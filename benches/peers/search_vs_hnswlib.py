@@ -100,7 +100,7 @@ def main():
     table = "\n".join(lines)
     print(table)
     os.makedirs(os.path.join(REPO, "benches", "results"), exist_ok=True)
-    name = "search.md" if n == 100_000 else f"search-{n // 1000}k.md"
+    name = os.environ.get("AKIDB_BENCH_OUT") or ("search.md" if n == 100_000 else f"search-{n // 1000}k.md")
     with open(os.path.join(REPO, "benches", "results", name), "w") as f:
         f.write(table + "\n")
 
