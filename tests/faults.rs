@@ -338,6 +338,9 @@ fn assert_migrated(data: &Path, context: &str) {
             assert_rank_one(&collection, 0..V1_DOCS, context);
             assert_eq!(collection.config.created_at_ms, 7);
             assert_eq!(collection.config.chunking, None, "{context}: old documents stay one passage each");
+            // v4 -> v5: an old collection keeps the backend its dumps were written by, and its model.
+            assert_eq!(collection.config.backend, akidb::domain::IndexBackend::HnswRs, "{context}");
+            assert_eq!(collection.config.model.as_ref().map(|m| m.dims), Some(collection.config.dims), "{context}");
             // The lexical index is built from the migrated text.
             assert_eq!(collection.lexical("text", 1000, None).unwrap().len(), V1_DOCS as usize, "{context}");
         }
@@ -360,6 +363,7 @@ fn a_migration_killed_at_any_step_finishes_on_the_next_open() {
         "migrate.v2_to_v3.copied",
         "migrate.v2_to_v3.committed",
         "migrate.v3_to_v4.copied",
+        "migrate.v4_to_v5.written",
     ];
     for point in points {
         let dir = tempfile::tempdir().unwrap();

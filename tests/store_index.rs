@@ -135,14 +135,18 @@ per_backend! {
         let queries: Vec<Vec<f32>> = glove(20_100)[20_000..].to_vec();
         for (name, filter_json, keep) in [
             ("0.1%", json!({"bucket": 7}), Box::new(|i: usize| i % 1000 == 7) as Box<dyn Fn(usize) -> bool>),
+            ("1%", json!({"bucket": {"$lt": 10}}), Box::new(|i: usize| i % 1000 < 10)),
+            ("10%", json!({"bucket": {"$gte": 900}}), Box::new(|i: usize| i % 1000 >= 900)),
             ("50%", json!({"half": {"$eq": 1}}), Box::new(|i: usize| i % 2 == 1)),
+            ("50% range or keyword", json!({"$or": [{"bucket": {"$lt": 250}}, {"bucket": {"$gte": 750}}]}), Box::new(|i: usize| !(250..750).contains(&(i % 1000)))),
         ] {
             let filter = Filter::parse(&filter_json).unwrap();
             let allowed: Vec<(String, Vec<f32>)> = docs.iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, d)| d.clone()).collect();
             let mut total = 0.0;
             for query in &queries {
                 let q = collection.prepare_vector(query.clone()).unwrap();
-                let found = collection.search(&q, K, Some(128), Some(&filter)).unwrap();
+                // The default breadth (ef 64), as the filtered-search benchmark runs.
+                let found = collection.search(&q, K, None, Some(&filter)).unwrap();
                 assert!(found.iter().all(|f| filter.matches(&f.document.metadata)), "{name}: a result fails the filter");
                 total += recall(&ids(&found), &brute_force_top(query, &allowed, K));
             }

@@ -104,7 +104,9 @@ fn schemas(doc: &mut Value, facts: &ServerFacts) {
     // Vectors: bounded components and, for cosine, at least one that is not (nearly) zero. Their
     // width is the collection's (a model's, or the `dims` it was created with): state a schema
     // cannot carry, so a wrong width is a 400 that names both widths.
-    let vector = |what: &str| json!({"type": "array", "minItems": 1, "maxItems": crate::index::MAX_DIMS,
+    // No maxItems: the bound that applies is the collection's width (MAX_DIMS bounds `dims` at
+    // creation), and a schema bound of 16,384 items makes generators build arrays that long.
+    let vector = |what: &str| json!({"type": "array", "minItems": 1,
         "items": {"type": "number", "minimum": -1e15, "maximum": 1e15},
         "description": format!("{what} of the collection's width (cosine collections: not all zeros)."),
         "contains": {"anyOf": [{"type": "number", "minimum": 1e-18}, {"type": "number", "maximum": -1e-18}]}});
@@ -156,6 +158,7 @@ fn schemas(doc: &mut Value, facts: &ServerFacts) {
     set(doc, "/components/schemas/BatchSearchRequest/properties/searches/maxItems", json!(limits.max_batch_queries));
     if let Some(max) = facts.models.iter().map(|m| m.max_passage_tokens).max() {
         set(doc, "/components/schemas/ChunkingConfig/properties/max_tokens/maximum", json!(max));
+        set(doc, "/components/schemas/ChunkingConfig/properties/overlap_tokens/maximum", json!(max));
     }
 
     let text = json!({"type": "string", "minLength": 1});

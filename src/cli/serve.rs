@@ -40,6 +40,9 @@ pub struct ServeArgs {
     #[arg(long, env = "AKIDB_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
     /// Seconds between index dumps (dumps also happen at shutdown).
+    /// The store's page cache, in MiB (sled's own default is 1024).
+    #[arg(long, env = "AKIDB_STORE_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024))]
+    pub store_cache_mb: u64,
     #[arg(long, env = "AKIDB_DUMP_INTERVAL_SECS", default_value_t = 300)]
     pub dump_interval_secs: u64,
 }
@@ -67,6 +70,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     // Load in the background so that /health and /ready answer (503) while loading.
     let loading = {
         let (state, args_models, runtime, data_dir) = (state.clone(), args.models.clone(), args.runtime.clone(), args.runtime.data_dir.clone());
+        let cache_bytes = args.store_cache_mb.max(1) * 1024 * 1024;
         tokio::task::spawn_blocking(move || -> Result<Arc<Engine>, CliError> {
             let mut models = Vec::with_capacity(args_models.len());
             // `--model none`: a server for vectors brought by clients, no model loaded.
@@ -74,7 +78,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
                 models.push(Arc::new(runtime.load_provider(model)?));
             }
             std::fs::create_dir_all(&data_dir)?;
-            let engine = Arc::new(Engine::open(&data_dir)?);
+            let engine = Arc::new(Engine::open_with_cache(&data_dir, cache_bytes)?);
             state.set_loaded(Loaded::new(engine.clone(), models, state.limits.clone()));
             tracing::info!("ready");
             Ok(engine)

@@ -93,7 +93,12 @@ pub struct Engine {
 impl Engine {
     /// Opens `data_dir/store` (sled) and every collection's index under `data_dir/index`.
     pub fn open(data_dir: &Path) -> Result<Self, EngineError> {
-        let store: Arc<dyn DocumentStore> = Arc::new(SledStore::open(&data_dir.join("store"))?);
+        Self::open_with_cache(data_dir, crate::store::DEFAULT_CACHE_BYTES)
+    }
+
+    /// `open` with the size of the store's page cache.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Self, EngineError> {
+        let store: Arc<dyn DocumentStore> = Arc::new(SledStore::open_configured(&data_dir.join("store"), Some(500), cache_bytes)?);
         Self::with_store(store, data_dir.join("index"))
     }
 

@@ -54,10 +54,10 @@ pub trait VectorIndex: Send + Sync {
     fn remove(&self, _points: &[PointId]) -> bool {
         false
     }
-    /// A point's vector as the graph holds it, when the backend keeps vectors readable (exact
-    /// search then reads memory instead of the store).
-    fn vector(&self, _point: PointId) -> Option<Vec<f32>> {
-        None
+    /// Copies a point's vector as the graph holds it into `out` (the index's width), when the
+    /// backend keeps vectors readable: exact search then reads memory instead of the store.
+    fn vector_into(&self, _point: PointId, _out: &mut [f32]) -> bool {
+        false
     }
     /// Writes the graph into `dir` (which exists and is empty); returns the files written.
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError>;

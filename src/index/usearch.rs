@@ -243,12 +243,8 @@ impl VectorIndex for UsearchIndex {
         true
     }
 
-    fn vector(&self, point: PointId) -> Option<Vec<f32>> {
-        let mut vector = vec![0f32; self.index.dimensions()];
-        match self.index.get(point, &mut vector) {
-            Ok(1) => Some(vector),
-            _ => None,
-        }
+    fn vector_into(&self, point: PointId, out: &mut [f32]) -> bool {
+        out.len() == self.index.dimensions() && matches!(self.index.get(point, out), Ok(1))
     }
 
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError> {

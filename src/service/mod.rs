@@ -184,6 +184,10 @@ impl Service {
             ChunkingChoice::Default => Some(default_chunking(model.encoder())),
             ChunkingChoice::Off => None,
             ChunkingChoice::Custom(mut c) => {
+                let window = model.encoder().window();
+                if c.overlap_tokens > window {
+                    return Err(ServiceError::Invalid { code: "invalid_chunking", message: format!("chunking.overlap_tokens must be at most {window} (the model's window), got {}", c.overlap_tokens) });
+                }
                 // An overlap as large as the passage is capped (the answer shows what applies):
                 // the schema cannot relate two fields, and a capped overlap is still an overlap.
                 c.overlap_tokens = c.overlap_tokens.min(c.max_tokens.saturating_sub(1));

@@ -12,7 +12,7 @@ pub mod migrations;
 use std::path::PathBuf;
 
 pub use codec::{vector_from_bytes, vector_to_bytes};
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, DEFAULT_CACHE_BYTES};
 
 // The domain types, re-exported where the store's callers have always found them.
 pub use crate::domain::{Chunking, CollectionConfig, Document, HnswParams, IndexBackend, Metric, ModelBinding, NewDocument, NewPassage, Passage, PassageOf, PointId, Span, Written};

@@ -19,6 +19,10 @@ use super::group_commit::GroupCommit;
 use super::{migrations, CollectionConfig, Document, DocumentStore, NewDocument, Passage, PassageOf, PointId, StoreError, Written};
 
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
+/// sled's page cache. Its own default (1 GiB) fills with every page written: 400k documents of
+/// 50-d vectors grew the server past 390 MB RSS during ingest (benches/results/scale.md). The
+/// hot reads (a search's k documents, passages to rescore) need far less.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) const COLLECTIONS: &str = "collections";
 pub(crate) const COUNTERS: &str = "counters";
 
@@ -52,7 +56,12 @@ impl SledStore {
     /// `open` with sled's background flush period (`None`: only explicit flushes make writes
     /// durable; crash tests use it so that what survives a kill is exactly what was flushed).
     pub fn open_with(path: &Path, flush_every_ms: Option<u64>) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(flush_every_ms).open()?;
+        Self::open_configured(path, flush_every_ms, DEFAULT_CACHE_BYTES)
+    }
+
+    /// `open_with` and the size of sled's page cache.
+    pub fn open_configured(path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(flush_every_ms).cache_capacity(cache_bytes).open()?;
         migrations::bring_up_to_date(&db, path)?;
         let store = SledStore { collections: db.open_tree(COLLECTIONS)?, counters: db.open_tree(COUNTERS)?, db, group: GroupCommit::default() };
         store.collect_garbage()?;
