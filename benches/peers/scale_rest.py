@@ -10,7 +10,8 @@ Starts the release build (`akidb serve --model none`) on a fresh data directory,
   kill -9 after more writes and start again (dump plus replay from the store);
 - search: QPS over HTTP on one client, k 10, ef 64, unfiltered and filtered at 0.1 / 1 / 10 / 50 %
   selectivity, with recall@10 against exact (filtered) search computed here with numpy.
-Writes benches/results/scale.md. Usage: benches/peers/scale_rest [N]   (N defaults to 400000)
+Writes benches/results/scale.md. Usage: benches/peers/scale_rest [N [BACKEND]]   (N defaults to
+400000; BACKEND to the server's default)
 """
 import http.client
 import json
@@ -126,6 +127,7 @@ def search_qps(server, queries, truth, where=None):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 400_000
+    chosen = sys.argv[2] if len(sys.argv) > 2 else None
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=REPO, check=True)
     corpus, queries = load_glove(n)
     unit = corpus / np.maximum(np.linalg.norm(corpus, axis=1, keepdims=True), 1e-12)
@@ -141,7 +143,10 @@ def main():
     work = tempfile.mkdtemp(prefix="akidb-scale-")
     try:
         server = Server(work)
-        status, body = server.request("POST", "/collections", {"name": "glove", "dims": 50, "metric": "cosine"})
+        create = {"name": "glove", "dims": 50, "metric": "cosine"}
+        if chosen:
+            create["index"] = {"backend": chosen}
+        status, body = server.request("POST", "/collections", create)
         assert status == 201, body
         backend = body["index"]["backend"]
         keep_back = 10_000
@@ -186,7 +191,8 @@ def main():
         lines.append(f"| {label} | {matches:,} | {qps:.0f} | {qps / unfiltered:.2f}x | {recall:.3f} |")
     table = "\n".join(lines)
     print(table)
-    with open(os.path.join(REPO, "benches", "results", "scale.md" if n == 400_000 else f"scale-{n // 1000}k.md"), "w") as f:
+    name = "scale" + ("" if n == 400_000 else f"-{n // 1000}k") + (f"-{chosen}" if chosen else "") + ".md"
+    with open(os.path.join(REPO, "benches", "results", name), "w") as f:
         f.write(table + "\n")
 
 

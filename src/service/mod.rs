@@ -126,6 +126,18 @@ pub struct NewCollection {
     pub chunking: ChunkingChoice,
 }
 
+impl NewCollection {
+    /// The graph parameters asked for, defaults for the rest.
+    fn hnsw_params(&self) -> HnswParams {
+        let defaults = HnswParams::default();
+        HnswParams {
+            m: self.m.unwrap_or(defaults.m),
+            ef_construction: self.ef_construction.unwrap_or(defaults.ef_construction),
+            ef_search: self.ef_search.unwrap_or(defaults.ef_search),
+        }
+    }
+}
+
 /// The engine and the models, once loaded.
 pub struct Service {
     pub engine: Arc<Engine>,
@@ -195,19 +207,15 @@ impl Service {
                 Some(c)
             }
         };
-        let defaults = HnswParams::default();
         let info = model.info();
+        let hnsw = request.hnsw_params();
         let config = CollectionConfig {
             id: String::new(),
             name: request.name,
             model: Some(ModelBinding { name: info.name.clone(), dims: info.dims, pooling: info.pooling, query_instruction: info.query_instruction.clone() }),
             dims: info.dims,
             metric: request.metric.unwrap_or_default(),
-            hnsw: HnswParams {
-                m: request.m.unwrap_or(defaults.m),
-                ef_construction: request.ef_construction.unwrap_or(defaults.ef_construction),
-                ef_search: request.ef_search.unwrap_or(defaults.ef_search),
-            },
+            hnsw,
             backend: request.backend.unwrap_or_default(),
             created_at_ms: now_ms(),
             chunking,
@@ -220,18 +228,14 @@ impl Service {
         if let ChunkingChoice::Custom(_) = request.chunking {
             return Err(ServiceError::Invalid { code: "invalid_chunking", message: "chunking needs a model: a collection without one stores each document's vector as given".into() });
         }
-        let defaults = HnswParams::default();
+        let hnsw = request.hnsw_params();
         let config = CollectionConfig {
             id: String::new(),
             name: request.name,
             model: None,
             dims,
             metric: request.metric.unwrap_or_default(),
-            hnsw: HnswParams {
-                m: request.m.unwrap_or(defaults.m),
-                ef_construction: request.ef_construction.unwrap_or(defaults.ef_construction),
-                ef_search: request.ef_search.unwrap_or(defaults.ef_search),
-            },
+            hnsw,
             backend: request.backend.unwrap_or_default(),
             created_at_ms: now_ms(),
             chunking: None,
