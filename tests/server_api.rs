@@ -137,8 +137,9 @@ fn every_bad_input_gets_a_clear_error() {
     assert_error(&server.post("/collections/c/search", &json!({"query": "x", "vector": [1.0]})), 400, "invalid_request", "not both");
     assert_error(&server.post("/collections/c/search", &json!({"vector": [1.0, 2.0]})), 400, "dimension_mismatch", "expects 384");
     let mut huge = vec![json!(0.01); 384];
+    // 1e39 is no f32 (it would overflow to infinity): refused by the bound, read as sent.
     huge[3] = json!(1e39);
-    assert_error(&server.post("/collections/c/search", &json!({"vector": huge})), 400, "invalid_vector", "infinity");
+    assert_error(&server.post("/collections/c/search", &json!({"vector": huge})), 400, "invalid_vector", "within ±1e15");
     assert_error(&server.post("/collections/c/search", &json!({"query": "x", "k": 0})), 400, "invalid_request", "k must be");
     assert_error(&server.post("/collections/c/search", &json!({"query": "x", "k": 1001})), 400, "invalid_request", "k must be");
     assert_error(&server.post("/collections/c/search", &json!({"query": "x", "where": {"a": {"$regex": "."}}})), 400, "invalid_filter", "$regex");
@@ -149,7 +150,7 @@ fn every_bad_input_gets_a_clear_error() {
     assert_error(&server.get("/collections/c/documents/ghost"), 404, "document_not_found", "ghost");
     assert_error(&server.get("/no/such/route"), 404, "route_not_found", "");
     assert_error(&server.request("PUT", "/collections", None, &[]), 405, "method_not_allowed", "");
-    assert_error(&server.post("/collections/c/documents", &json!({"documents": [{"text": ""}]})), 400, "invalid_request", "documents[0].text is empty");
+    assert_error(&server.post("/collections/c/documents", &json!({"documents": [{"text": ""}]})), 400, "invalid_request", "documents[0] has neither text nor vector");
     assert_error(&server.post("/collections/c/documents", &json!({"documents": [{"id": "x".repeat(300), "text": "t"}]})), 400, "invalid_request", "256 characters");
     assert_error(&server.post("/collections/c/documents/delete", &json!({})), 400, "invalid_request", "give ids");
     assert_error(&server.post("/collections/c/documents/delete", &json!({"where": {}})), 400, "invalid_filter", "delete the collection");
@@ -371,7 +372,7 @@ fn vectors_brought_by_the_client_are_stored_searched_and_checked() {
     assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 0})), 400, "invalid_hnsw_params", "dims must be");
     assert_error(&server.post("/collections", &json!({"name": "bad", "model": "minilm-l6-v2", "dims": 50})), 400, "dimension_mismatch", "384");
     assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 4, "metric": "l2", "index": {"backend": "usearch_i8"}})), 400, "invalid_hnsw_params", "cosine");
-    assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 4, "chunking": {"max_tokens": 10}})), 400, "invalid_chunking", "needs a model");
+    assert_error(&server.post("/collections", &json!({"name": "bad", "dims": 4, "chunking": {"max_tokens": 10, "overlap_tokens": 0}})), 400, "invalid_chunking", "needs a model");
     let old = server.post("/collections", &json!({"name": "old", "dims": 3, "index": {"backend": "hnsw_rs"}}));
     assert_eq!(old.1["index"]["backend"], "hnsw_rs", "{}", old.1);
 

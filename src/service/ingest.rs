@@ -77,7 +77,8 @@ impl Service {
                 Some(vector) => {
                     collection.prepare_vector(vector.clone()).map_err(|e| ServiceError::Invalid { code: "invalid_vector", message: format!("documents[{i}].vector: {e}") })?;
                 }
-                None if doc.text.trim().is_empty() => return Err(ServiceError::invalid(format!("documents[{i}] has neither text nor vector"))),
+                None if doc.text.is_empty() => return Err(ServiceError::invalid(format!("documents[{i}] has neither text nor vector"))),
+                None if doc.text.trim().is_empty() => return Err(ServiceError::invalid(format!("documents[{i}].text is empty (only whitespace) and it has no vector"))),
                 None => {}
             }
             let metadata = doc.metadata.unwrap_or_default();

@@ -16,9 +16,13 @@ use crate::engine::MAX_COMPONENT;
 /// sent, not on its f32 rounding (1e15 + 1 rounds below 1e15).
 pub(crate) fn vector_f32(vector: Option<Vec<f64>>, at: &str) -> Result<Option<Vec<f32>>, ApiError> {
     let Some(vector) = vector else { return Ok(None) };
-    let bound = f64::from(MAX_COMPONENT);
-    if vector.iter().any(|v| !v.is_finite() || v.abs() > bound) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_vector", format!("{at}vector components must be finite and within ±{bound:e}")));
+    // The bound as written (1e15), not its f32 rounding.
+    let bound: f64 = format!("{MAX_COMPONENT:e}").parse().unwrap_or(1e15);
+    if vector.iter().any(|v| !v.is_finite()) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_vector", format!("{at}vector contains NaN or infinity")));
+    }
+    if vector.iter().any(|v| v.abs() > bound) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_vector", format!("{at}vector components must be within ±{bound:e}")));
     }
     Ok(Some(vector.into_iter().map(|v| v as f32).collect()))
 }
