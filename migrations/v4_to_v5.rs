@@ -1,11 +1,15 @@
 //! Schema v4 → v5: collection configs gain `model: Option<_>` (collections without a model take
 //! vectors from their clients), `dims`, and `backend`. Existing collections keep the backend their
 //! index was built with (`hnsw_rs`), so their dumps stay valid. Documents and passages are
-//! unchanged. All configs are rewritten in one transaction: the step is atomic, a re-run after
-//! a crash starts from the v4 configs again.
+//! unchanged. All configs and the schema version 5 are written in one transaction over both
+//! trees: after a crash the store is wholly v4 (the step runs again) or wholly v5 with its
+//! version saying so (v5 records are never decoded as v4).
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
 
 use super::frozen::{decode, encode, v4, v5};
-use crate::store::sled_store::COLLECTIONS;
+use crate::store::sled_store::{COLLECTIONS, SCHEMA_KEY};
 use crate::store::StoreError;
 
 fn fail(message: impl std::fmt::Display) -> StoreError {
@@ -14,7 +18,7 @@ fn fail(message: impl std::fmt::Display) -> StoreError {
 
 pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
     let collections = db.open_tree(COLLECTIONS)?;
-    let mut batch = sled::Batch::default();
+    let mut configs = Vec::new();
     for entry in collections.iter() {
         let (name, bytes) = entry?;
         let old: v4::CollectionConfig = decode(&bytes).map_err(|e| fail(format!("collection {}: {e}", String::from_utf8_lossy(&name))))?;
@@ -29,11 +33,23 @@ pub fn migrate(db: &sled::Db) -> Result<(), StoreError> {
             created_at_ms: old.created_at_ms,
             chunking: old.chunking,
         };
-        batch.insert(name, encode(&config));
+        configs.push((name, encode(&config)));
     }
-    // One batch is atomic in sled: every config is v4 or every config is v5.
-    collections.apply_batch(batch)?;
+    let default: &sled::Tree = db;
+    (&collections, default)
+        .transaction(|(collections, default)| {
+            for (name, bytes) in &configs {
+                collections.insert(name, bytes.as_slice())?;
+            }
+            default.insert(SCHEMA_KEY, &5u32.to_be_bytes())?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Abort(()) => fail("transaction aborted"),
+        })?;
     fail::fail_point!("migrate.v4_to_v5.written");
     db.flush()?;
+    fail::fail_point!("migrate.v4_to_v5.flushed");
     Ok(())
 }

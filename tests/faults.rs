@@ -8,14 +8,14 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use akidb::engine::{Engine, EngineError};
 use akidb::store::migrations::frozen::{self, v1, v2, v3};
 use akidb::store::{Metric, SledStore, SCHEMA_VERSION};
 use common::server::Server;
+use common::hold::{finishes_within, Hold};
 use common::*;
 use fail::FailScenario;
 use serde_json::{json, Value};
@@ -46,55 +46,6 @@ fn assert_index_matches_store(engine: &Engine, name: &str) {
     let stats = collection.stats();
     let count = engine.store().count(collection.id()).unwrap();
     assert_eq!(stats.graph_points - stats.tombstones, count, "index and store disagree: {stats:?}");
-}
-
-/// Blocks the thread that reaches a failpoint (once) until `release` is called; `reached`
-/// fires when it gets there.
-struct Hold {
-    reached: Mutex<mpsc::Receiver<()>>,
-    release: Arc<(Mutex<bool>, std::sync::Condvar)>,
-}
-
-impl Hold {
-    fn at(failpoint: &str) -> Hold {
-        let (tx, rx) = mpsc::channel();
-        let tx = Mutex::new(tx);
-        let armed = AtomicBool::new(true);
-        let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let gate = release.clone();
-        fail::cfg_callback(failpoint, move || {
-            if !armed.swap(false, Ordering::SeqCst) {
-                return;
-            }
-            let _ = tx.lock().unwrap().send(());
-            let (open, cv) = &*gate;
-            let mut open = open.lock().unwrap();
-            while !*open {
-                open = cv.wait(open).unwrap();
-            }
-        })
-        .unwrap();
-        Hold { reached: Mutex::new(rx), release }
-    }
-
-    fn wait_reached(&self) {
-        self.reached.lock().unwrap().recv_timeout(Duration::from_secs(30)).expect("the failpoint was never reached");
-    }
-
-    fn release(&self) {
-        *self.release.0.lock().unwrap() = true;
-        self.release.1.notify_all();
-    }
-}
-
-/// Runs `work` on a thread and fails the test if it has not finished within `limit` (a generous
-/// bound that only a thread stuck behind a held lock can miss).
-fn finishes_within<T: Send + 'static>(limit: Duration, what: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(work());
-    });
-    rx.recv_timeout(limit).unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}: it is blocked"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,6 +315,7 @@ fn a_migration_killed_at_any_step_finishes_on_the_next_open() {
         "migrate.v2_to_v3.committed",
         "migrate.v3_to_v4.copied",
         "migrate.v4_to_v5.written",
+        "migrate.v4_to_v5.flushed",
     ];
     for point in points {
         let dir = tempfile::tempdir().unwrap();

@@ -91,6 +91,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidId(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", message),
             EngineError::InvalidFilter(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", message),
             EngineError::InvalidDocument(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_document", message),
+            EngineError::Lexical(crate::lexical::LexicalError::TooManyTerms(_)) => ApiError::new(StatusCode::BAD_REQUEST, "query_too_large", message),
             EngineError::Lexical(_) => ApiError::internal(message),
             EngineError::Index(crate::index::IndexError::InvalidParams(_)) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_hnsw_params", message),
             EngineError::Index(_) => ApiError::internal(message),

@@ -64,7 +64,7 @@ pub fn record_scrape_time_values(loaded: &Loaded) {
         metrics::counter!("akidb_embed_texts_total", "model" => name.clone()).absolute(stats.batched_texts.load(Ordering::Relaxed) as u64);
         metrics::counter!("akidb_embed_padded_tokens_total", "model" => name).absolute(stats.padded_tokens.load(Ordering::Relaxed) as u64);
     }
-    for collection in loaded.engine.collections() {
+    for collection in loaded.collections() {
         let stats = collection.stats();
         let name = collection.name().to_owned();
         metrics::gauge!("akidb_collection_documents", "collection" => name.clone()).set(stats.documents as f64);

@@ -15,6 +15,36 @@ use super::state::AppState;
 /// Probes and the page (static; it asks for the key itself): open without credentials, never shed.
 const OPEN_ROUTES: [&str; 3] = ["/", "/health", "/ready"];
 
+/// Refuses requests whose `Host` is not one the server answers to (see
+/// `AppState::with_allowed_hosts`): a web page whose name is rebound to 127.0.0.1 sends its own
+/// name as the Host, so without a key it could otherwise read every document.
+pub async fn check_host(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(allowed) = state.allowed_hosts.as_deref() else { return next.run(request).await };
+    // No Host header: not a browser (every browser sends one), so not a rebinding page.
+    let Some(host) = request.headers().get(header::HOST) else { return next.run(request).await };
+    let name = host.to_str().map(host_name).unwrap_or_default();
+    if allowed.iter().any(|a| a == &name || (a == "localhost" && name.ends_with(".localhost"))) {
+        return next.run(request).await;
+    }
+    let shown: String = name.chars().take(100).collect();
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "host_not_allowed",
+        format!("requests for host '{shown}' are refused: without an API key akidb answers only loopback names and the address it listens on; add names with --allowed-hosts (AKIDB_ALLOWED_HOSTS) or set --api-key"),
+    )
+    .into_response()
+}
+
+/// The host name of a `Host` header, lowercased, without its port (`[::1]:8080` → `::1`).
+fn host_name(header: &str) -> String {
+    let header = header.trim();
+    let name = match header.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => header.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(header, |(name, _)| name),
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let Some(expected) = state.api_key.as_deref() else { return next.run(request).await };
     if OPEN_ROUTES.contains(&request.uri().path()) {
@@ -29,6 +59,17 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, request: Reques
         Some(key) if constant_time_eq(key.as_bytes(), expected.as_bytes()) => next.run(request).await,
         Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "the API key is not valid").into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "missing_api_key", "send the API key as 'Authorization: Bearer <key>'").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_names_lose_their_port_and_case() {
+        assert_eq!(super::host_name("LOCALHOST:8080"), "localhost");
+        assert_eq!(super::host_name("[::1]:6333"), "::1");
+        assert_eq!(super::host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(super::host_name("evil.example."), "evil.example");
     }
 }
 

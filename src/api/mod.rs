@@ -65,6 +65,7 @@ fn with_layers(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::shed_and_time_out))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::require_api_key))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::check_host))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(middleware::record_metrics))

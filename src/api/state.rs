@@ -15,6 +15,9 @@ pub type Loaded = crate::service::Service;
 pub struct AppState {
     pub limits: Limits,
     pub api_key: Option<String>,
+    /// Host names (without port) a request may address when there is no API key (DNS
+    /// rebinding); `None`: any. See `middleware::check_host`.
+    pub allowed_hosts: Option<Vec<String>>,
     pub prometheus: Option<PrometheusHandle>,
     pub in_flight: Arc<Semaphore>,
     loaded: OnceLock<Loaded>,
@@ -27,7 +30,31 @@ pub struct AppState {
 impl AppState {
     pub fn new(limits: Limits, api_key: Option<String>, prometheus: Option<PrometheusHandle>) -> Self {
         let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-        AppState { limits, api_key, prometheus, in_flight, loaded: OnceLock::new(), loaded_at: OnceLock::new(), openapi: OnceLock::new() }
+        AppState {
+            limits,
+            api_key,
+            allowed_hosts: None,
+            prometheus,
+            in_flight,
+            loaded: OnceLock::new(),
+            loaded_at: OnceLock::new(),
+            openapi: OnceLock::new(),
+        }
+    }
+
+    /// Answers only requests addressed to loopback names, `bound` (the address the server
+    /// listens on) and `extra` names, unless an API key is set (a key already keeps pages of
+    /// other origins out). `*` in `extra` allows any host.
+    pub fn with_allowed_hosts(mut self, bound: &str, extra: &[String]) -> Self {
+        if self.api_key.is_some() || extra.iter().any(|h| h == "*") {
+            self.allowed_hosts = None;
+            return self;
+        }
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].into_iter().map(str::to_owned).collect();
+        hosts.push(bound.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
+        hosts.extend(extra.iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()));
+        self.allowed_hosts = Some(hosts);
+        self
     }
 
     /// Marks the server ready. Called once, when models and indexes are loaded.

@@ -406,9 +406,10 @@ pub struct FusionWeights {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// Text to embed with the collection's model (as a query). Give this or `vector`.
+    /// Text to embed with the collection's model (as a query). Give this or `vector`. At most
+    /// 16,384 characters, and 1,024 distinct words in lexical and hybrid mode.
     // Rust's `char::is_whitespace` set, spelled out: `\S` means different sets in different regex engines.
-    #[schema(pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
+    #[schema(max_length = 16384, pattern = "[^\\t\\n\\u000B\\f\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]")]
     pub query: Option<String>,
     /// A query vector of the collection's width. Give this or `query`.
     pub vector: Option<Vec<f64>>,

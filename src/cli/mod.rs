@@ -99,12 +99,15 @@ pub struct ModelArgs {
 /// Where models and the runtime come from, and how inference runs.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
-    /// Folder holding named models.
-    #[arg(long, env = "AKIDB_MODELS_DIR", default_value = "models")]
-    pub models_dir: PathBuf,
-    /// ONNX Runtime 1.31.x shared library (scripts/setup puts it in runtime/).
-    #[arg(long, env = "AKIDB_ORT_LIB", default_value_os_t = runtime::default_ort_library())]
-    pub ort_lib: PathBuf,
+    /// Folder holding named models. Default: the first of ./models, models/ beside the binary
+    /// (and two folders up, for target/release), and the user data folder
+    /// ($XDG_DATA_HOME/akidb/models, else ~/.local/share/akidb/models) that has the model.
+    #[arg(long, env = "AKIDB_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// ONNX Runtime 1.31.x shared library (scripts/setup puts it in runtime/). Default: the first
+    /// that exists of ./runtime/, runtime/ beside the binary and two folders up (target/release).
+    #[arg(long, env = "AKIDB_ORT_LIB")]
+    pub ort_lib: Option<PathBuf>,
     /// Execution provider: auto picks CoreML on macOS, CUDA if built with it, else CPU.
     #[arg(long, env = "AKIDB_DEVICE", value_enum, default_value_t = Device::Auto)]
     pub device: Device,
@@ -133,13 +136,46 @@ pub struct RuntimeArgs {
 
 impl RuntimeArgs {
     pub fn model_dir(&self, model: &str) -> Result<ModelDir, EmbedError> {
-        Ok(ModelDir::resolve(model, &self.models_dir)?)
+        Ok(ModelDir::resolve_in(model, &self.models_dirs())?)
+    }
+
+    /// --ort-lib, else the first default place that has the library (else ./runtime/, whose
+    /// absence the loader reports).
+    pub fn ort_library(&self) -> PathBuf {
+        if let Some(path) = &self.ort_lib {
+            return path.clone();
+        }
+        let default = runtime::default_ort_library();
+        let mut candidates = vec![default.clone()];
+        if let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(std::path::Path::to_owned)) {
+            candidates.push(bin.join(&default));
+            candidates.extend(bin.parent().and_then(std::path::Path::parent).map(|repo| repo.join(&default)));
+        }
+        candidates.into_iter().find(|c| c.is_file()).unwrap_or(default)
+    }
+
+    /// Where named models are looked for: --models-dir alone when given, else the defaults.
+    pub fn models_dirs(&self) -> Vec<PathBuf> {
+        if let Some(dir) = &self.models_dir {
+            return vec![dir.clone()];
+        }
+        let mut dirs = vec![PathBuf::from("models")];
+        if let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(std::path::Path::to_owned)) {
+            dirs.push(bin.join("models"));
+            // A build's binary in target/release: the repository's models/.
+            if let Some(repo) = bin.parent().and_then(std::path::Path::parent) {
+                dirs.push(repo.join("models"));
+            }
+        }
+        let data = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")));
+        dirs.extend(data.map(|d| d.join("akidb").join("models")));
+        dirs
     }
 
     pub fn load_provider(&self, model: &str) -> Result<OnnxProvider, EmbedError> {
         let model = self.model_dir(model)?;
         let options = OnnxOptions {
-            ort_library: self.ort_lib.clone(),
+            ort_library: self.ort_library(),
             device: self.device,
             intra_threads: self.intra_threads,
             cache_dir: self.data_dir.join("coreml-cache"),

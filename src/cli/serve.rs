@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Require 'Authorization: Bearer <key>' on every route but /health and /ready.
     #[arg(long, env = "AKIDB_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Host names the server answers to without an API key, besides loopback names and --host
+    /// (a guard against DNS rebinding); `*` answers any. Ignored with --api-key.
+    #[arg(long, env = "AKIDB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Most documents in one add request.
     #[arg(long, env = "AKIDB_MAX_BATCH_DOCUMENTS", default_value_t = Limits::default().max_batch_documents)]
     pub max_batch_documents: usize,
@@ -60,7 +64,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         ..Limits::default()
     };
-    let state = Arc::new(AppState::new(limits, args.api_key.clone(), api::metrics::install()));
+    let state = Arc::new(AppState::new(limits, args.api_key.clone(), api::metrics::install()).with_allowed_hosts(&args.host, &args.allowed_hosts));
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| CliError::Startup(format!("cannot listen on {}:{}: {}", args.host, args.port, bind_reason(&e))))?;

@@ -1,29 +1,42 @@
-//! One collection: its config, its index (graph + tombstones) and the metadata filters read.
+//! One collection: its config and the order of a write across store, payload index, graph and
+//! lexical index.
 //!
-//! Writes to a collection are serialized by `writer` (store write, then index update), so the
-//! index always holds every point below the store's next point id while no write is under way:
-//! that is what makes a dump's watermark exact. Searches never take `writer`.
+//! Writes are serialized by `writer` (store write, then payload, graph and lexical updates), so
+//! the graph holds every live point below the store's next point id while no write is under way:
+//! that is what makes a dump's watermark exact. Searches never take `writer`. The graph's dump
+//! state (freeze, side list, tombstones, the move after a dump) is `LiveGraph` (`graph.rs`).
 //!
-//! A dump must not stall writers for as long as it writes files, so it *freezes* the graph
-//! instead: under `writer` it reads the watermark and sets `side.frozen`; from then on writers
-//! put new points in `side` (searched exactly, next to the graph) rather than in the graph, and
-//! the dump writes a graph that holds exactly the points below its watermark. The store is
-//! flushed before the dump is written, so a dump never covers a point a crash could take back.
-//! When the dump is done the side points go into the graph. Dumps and compactions exclude each
-//! other (`maintenance`), so the graph being dumped is the graph in force.
+//! Lock order (a thread holding one of these takes only locks below it, never above):
+//!
+//! 1. `maintenance` — a dump or a compaction, for its whole run;
+//! 2. `writer` — one write at a time, store then indexes;
+//! 3. `payload` — the payload index (read by searches for the length of a filtered walk);
+//! 4. the graph's one lock, inside `LiveGraph`;
+//! 5. the lexical index's locks, inside `LexicalIndex` (its searches call back into `payload`
+//!    from tantivy's collector, but hold no lexical lock while they do);
+//! 6. `dumped` and the store's own locks, held for a read or an update only.
+//!
+//! Whatever fails after the store commit, the derived indexes converge on the store: the graph is
+//! updated before the lexical index, a failed lexical write leaves the lexical index marked
+//! behind (`lexical_behind`: its committed watermark stops below the failed write, and the next
+//! write replays from there), and every dump first inserts any live point the graph lacks.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 use super::filter::Filter;
+use super::graph::{distance, LiveGraph};
 use super::payload::{PayloadIndex, Plan};
 use super::EngineError;
 use crate::domain::IndexBackend;
 use crate::index::{self, dump, Hit, IndexSpec, VectorIndex};
+
+/// Documents deleted in one critical section by a delete by filter.
+pub const DELETE_BATCH: usize = 1_000;
 use crate::lexical::{Accept, LexicalIndex};
 use crate::store::{CollectionConfig, Document, DocumentStore, Metric, NewDocument, PassageOf, PointId, Written};
 
@@ -44,27 +57,20 @@ pub struct Collection {
     pub config: CollectionConfig,
     store: Arc<dyn DocumentStore>,
     index_dir: PathBuf,
-    graph: RwLock<Arc<dyn VectorIndex>>,
-    /// Points written while a dump has the graph frozen.
-    side: RwLock<Side>,
-    /// Points deleted but still in the graph: hnsw_rs cannot remove, and no backend is changed
-    /// while a dump has the graph frozen.
-    tombstones: RwLock<HashSet<PointId>>,
+    /// The ANN graph with its side list and tombstones (one lock of its own).
+    graph: LiveGraph,
     /// Metadata of live points, indexed for filters; its live set is what searches return.
     payload: Arc<RwLock<PayloadIndex>>,
     lexical: LexicalIndex,
+    /// The lowest point a failed lexical write may have missed (`u64::MAX`: none): commits
+    /// carry no watermark above it, and the next write replays the store from it.
+    lexical_behind: AtomicU64,
     writer: Mutex<()>,
     /// Held by a dump or a compaction for its whole run: they replace or read the whole graph.
     maintenance: Mutex<()>,
     compacting: AtomicBool,
     /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
     dumped: Mutex<Option<(PointId, usize, usize)>>,
-}
-
-#[derive(Default)]
-struct Side {
-    frozen: bool,
-    points: Vec<(PointId, Vec<f32>)>,
 }
 
 /// Largest vector component accepted (see `prepare_vector`).
@@ -128,7 +134,7 @@ impl Collection {
                 path: index_dir.clone(),
                 reason: format!("its watermark {} is above the store's next point {next_point}", manifest.watermark),
             }),
-            Some((graph, manifest)) if graph.points().iter().any(|&p| p >= manifest.watermark) => Err(index::IndexError::BadDump {
+            Some((graph, manifest)) if graph.point_set().max().is_some_and(|p| p >= manifest.watermark) => Err(index::IndexError::BadDump {
                 path: index_dir.clone(),
                 reason: format!("it holds points at or above its watermark {}", manifest.watermark),
             }),
@@ -152,6 +158,7 @@ impl Collection {
             }
         };
         let tombstones = dead_points(&*graph, &live);
+        let graph = LiveGraph::new(graph, tombstones, config.metric, quantized(&config));
         let mut payload = PayloadIndex::default();
         for document in store.documents(&id, None)? {
             let document = document?;
@@ -163,11 +170,10 @@ impl Collection {
             config,
             store,
             index_dir,
-            graph: RwLock::new(graph),
-            side: RwLock::new(Side::default()),
-            tombstones: RwLock::new(tombstones),
+            graph,
             payload: Arc::new(RwLock::new(payload)),
             lexical,
+            lexical_behind: AtomicU64::new(u64::MAX),
             writer: Mutex::new(()),
             maintenance: Mutex::new(()),
             compacting: AtomicBool::new(false),
@@ -193,13 +199,14 @@ impl Collection {
     }
 
     pub fn stats(&self) -> IndexStats {
+        let graph = self.graph.counts();
         let payload = self.payload.read();
         IndexStats {
             documents: payload.documents() as usize,
             passages: payload.len() as usize,
             lexical_passages: self.lexical.len(),
-            graph_points: self.graph.read().len() + self.side.read().points.len(),
-            tombstones: self.tombstones.read().len(),
+            graph_points: graph.points,
+            tombstones: graph.tombstones,
             compacting: self.compacting.load(Ordering::Relaxed),
         }
     }
@@ -245,7 +252,7 @@ impl Collection {
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
         fail::fail_point!("collection.upsert.before_store");
-        let (written, change) = {
+        let (written, lexical) = {
             let _writer = self.writer.lock();
             let written = self.store.upsert(self.id(), &documents).map_err(|e| self.named(e))?;
             let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
@@ -275,17 +282,57 @@ impl Collection {
                     }
                 }
             }
-            self.retire(&replaced);
+            // The graph before the lexical index, which may fail (disk full, too many files).
+            self.graph.retire(&replaced);
+            self.graph.insert(points);
+            let first = written.iter().flat_map(|w| w.points.first()).min().copied();
             let watermark = written.iter().flat_map(|w| w.points.last()).max().map_or(0, |p| p + 1);
-            let change = self.lexical.write(&texts, &replaced, watermark)?;
-            self.index(points);
-            (written, change)
+            (written, self.write_lexical(&texts, &replaced, watermark, first))
         };
         fail::fail_point!("collection.upsert.before_flush");
         self.store.flush()?;
-        self.commit_lexical(change)?;
+        self.commit_lexical(lexical?)?;
         self.maybe_compact();
         Ok(written)
+    }
+
+    /// Hands a write's passages and deletions to the lexical index, first replaying whatever an
+    /// earlier failed write left out. On failure the index is marked behind from `first` (the
+    /// write's lowest new point, else its watermark): the store and the graph hold the write, and
+    /// the next write (or the next open) brings the lexical index up to them. Under `writer`.
+    fn write_lexical(&self, added: &[(PointId, &str)], deleted: &[PointId], watermark: PointId, first: Option<PointId>) -> Result<u64, EngineError> {
+        let result = (|| {
+            self.catch_up_lexical()?;
+            fail::fail_point!("collection.lexical.write", |_| Err(EngineError::Lexical(crate::lexical::LexicalError::Index {
+                path: self.index_dir.join("lexical"),
+                message: "failpoint: lexical write failed".into()
+            })));
+            Ok(self.lexical.write(added, deleted, watermark)?)
+        })();
+        if result.is_err() {
+            let behind = first.unwrap_or(watermark).min(self.lexical_behind.load(Ordering::Acquire));
+            self.lexical_behind.store(behind, Ordering::Release);
+            self.lexical.cap_watermark(behind);
+            tracing::error!(collection = %self.name(), from = behind, "lexical index write failed; it will catch up from the store");
+        }
+        result
+    }
+
+    /// Replays the store into the lexical index from where a failed write left it behind: live
+    /// passages at or above that point are re-added and points the store no longer holds are
+    /// removed. Under `writer`.
+    fn catch_up_lexical(&self) -> Result<(), EngineError> {
+        let behind = self.lexical_behind.load(Ordering::Acquire);
+        if behind == u64::MAX {
+            return Ok(());
+        }
+        let live: HashSet<PointId> = self.store.live_points(self.id()).map_err(|e| self.named(e))?.into_iter().collect();
+        let next_point = self.store.next_point(self.id()).map_err(|e| self.named(e))?;
+        replay_lexical(&*self.store, &self.config, &self.lexical, behind, &live, next_point)?;
+        self.lexical.cap_watermark(u64::MAX);
+        self.lexical_behind.store(u64::MAX, Ordering::Release);
+        tracing::info!(collection = %self.name(), from = behind, "lexical index caught up with the store");
+        Ok(())
     }
 
     fn commit_lexical(&self, change: u64) -> Result<(), EngineError> {
@@ -294,58 +341,66 @@ impl Collection {
         Ok(())
     }
 
-    /// Takes deleted points out of the graph: natively where the backend can and no dump has
-    /// the graph frozen, else as tombstones. Under `writer`.
-    fn retire(&self, points: &[PointId]) {
-        if points.is_empty() {
-            return;
-        }
-        let side = self.side.read();
-        if side.frozen || !self.graph.read().clone().remove(points) {
-            self.tombstones.write().extend(points.iter().copied());
-        }
-    }
-
-    /// Adds points to the graph, or to the side while a dump has the graph frozen. Under `writer`.
-    fn index(&self, points: Vec<(PointId, Vec<f32>)>) {
-        let mut side = self.side.write();
-        if side.frozen {
-            side.points.extend(points);
-            return;
-        }
-        drop(side);
-        self.graph.read().clone().insert(&points);
-    }
-
     /// Deletes documents by id, with all their passages; returns how many existed. Durable and
     /// gone from both indexes on return.
     pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
-        let (removed, change) = {
+        let (removed, lexical) = {
             let _writer = self.writer.lock();
-            let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
-            let points: Vec<PointId> = removed.iter().flatten().copied().collect();
-            self.payload.write().remove(&points);
-            self.retire(&points);
-            let change = self.lexical.write(&[], &points, 0)?;
-            (removed.len(), change)
+            self.delete_locked(ids)?
         };
         self.store.flush()?;
-        self.commit_lexical(change)?;
+        self.commit_lexical(lexical?)?;
         self.maybe_compact();
         Ok(removed)
     }
 
-    /// Deletes every document the filter matches.
+    /// The store delete and the index updates. Under `writer`; the lexical result is the change
+    /// to commit (the store and the graph hold the delete even when it failed).
+    fn delete_locked(&self, ids: &[String]) -> Result<(usize, Result<u64, EngineError>), EngineError> {
+        let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
+        let points: Vec<PointId> = removed.iter().flatten().copied().collect();
+        self.payload.write().remove(&points);
+        self.graph.retire(&points);
+        let lexical = self.write_lexical(&[], &points, 0, None);
+        Ok((removed.len(), lexical))
+    }
+
+    /// Deletes every document the filter matches, `DELETE_BATCH` documents per critical
+    /// section: each batch is resolved and deleted under `writer`, so a document a concurrent
+    /// write changed to no longer match is never deleted. Stops when nothing matches, or after
+    /// as many batches as the matches at the start need (writers adding matches as fast as they
+    /// are deleted cannot keep it running).
     pub fn delete_where(self: &Arc<Self>, filter: &Filter) -> Result<usize, EngineError> {
-        let mut ids: Vec<String> = Vec::new();
-        for point in self.matching(filter) {
-            if let Some(passage) = self.passage_of(point)? {
-                ids.push(passage.document);
-            }
+        let plan = Plan::compile(filter);
+        let rounds = self.payload.read().count_documents(&plan) as usize / DELETE_BATCH + 1;
+        let mut deleted = 0;
+        for _ in 0..rounds {
+            fail::fail_point!("collection.delete_where.batch");
+            let (removed, lexical) = {
+                let _writer = self.writer.lock();
+                let (mut ids, mut seen) = (Vec::new(), HashSet::new());
+                let matching = self.payload.read().matching(&plan);
+                for point in matching {
+                    if let Some(passage) = self.passage_of(point)? {
+                        if seen.insert(passage.document.clone()) {
+                            ids.push(passage.document);
+                        }
+                        if ids.len() == DELETE_BATCH {
+                            break;
+                        }
+                    }
+                }
+                if ids.is_empty() {
+                    break;
+                }
+                self.delete_locked(&ids)?
+            };
+            self.store.flush()?;
+            self.commit_lexical(lexical?)?;
+            deleted += removed;
         }
-        ids.sort_unstable();
-        ids.dedup();
-        self.delete(&ids)
+        self.maybe_compact();
+        Ok(deleted)
     }
 
     /// Which document a point belongs to (None once it is deleted).
@@ -384,11 +439,6 @@ impl Collection {
     /// Documents the filter matches, counted from the payload index without reading the store.
     pub fn count_matching(&self, filter: &Filter) -> usize {
         self.payload.read().count_documents(&Plan::compile(filter)) as usize
-    }
-
-    /// Live points the filter matches, in order.
-    fn matching(&self, filter: &Filter) -> Vec<PointId> {
-        self.payload.read().matching(&Plan::compile(filter)).into_iter().collect()
     }
 
     /// The `k` nearest live passages to `vector` (already checked by `prepare_vector`), best
@@ -431,11 +481,11 @@ impl Collection {
                     let accept = |p: PointId| payload.accepts(&plan, p);
                     match self.post_filtered(vector, k, ef, payload.len(), payload.estimate(&plan, u64::MAX), &accept) {
                         Some(hits) => hits,
-                        None => self.graph_search(vector, k, ef, Some(&accept)),
+                        None => self.graph.search(vector, k, ef, Some(&accept)),
                     }
                 }
             }
-            None => self.graph_search(vector, k, ef, None),
+            None => self.graph.search(vector, k, ef, None),
         };
         let hits = if quantized { self.rescore(vector, &hits, k_wanted)? } else { hits };
         let metric = self.config.metric;
@@ -458,17 +508,21 @@ impl Collection {
         // ranking, where a walk at ef is less exact (at 50 %, ef alone gave recall 0.948-0.952).
         let widened = (ef as f64 * (live as f64 / matches.max(1) as f64).sqrt()).ceil() as usize;
         let breadth = ef.max(wanted).max(widened.min(POSTFILTER_MAX_EF));
-        let mut hits = self.graph_search(vector, breadth, breadth, None);
+        let mut hits = self.graph.search(vector, breadth, breadth, None);
         hits.retain(|h| accept(h.point));
         (hits.len() >= k || matches as usize <= hits.len()).then(|| {
-            hits.truncate(k);
+            // f16 / i8: every candidate goes to the rescoring; the side list's (exact) hits come
+            // after the graph's, and the first k by approximate distance could drop them.
+            if !self.quantized() {
+                hits.truncate(k);
+            }
             hits
         })
     }
 
     /// Whether the graph holds f16 / i8 vectors (its distances are approximate).
     fn quantized(&self) -> bool {
-        matches!(self.config.backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
+        quantized(&self.config)
     }
 
     /// Exact distances from the store's f32 vectors for `hits`, best `k` first.
@@ -510,47 +564,11 @@ impl Collection {
         Ok(found)
     }
 
-    fn graph_search(&self, vector: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
-        let graph = self.graph.read().clone();
-        let tombstones = self.tombstones.read();
-        let mut hits = if tombstones.is_empty() {
-            graph.search(vector, k, ef, filter)
-        } else {
-            let live = |p: PointId| !tombstones.contains(&p) && filter.is_none_or(|f| f(p));
-            graph.search(vector, k, ef, Some(&live))
-        };
-        let side = self.side.read();
-        if side.points.is_empty() {
-            return hits;
-        }
-        // Points written during a dump: exact, then merged (a point being moved into the graph
-        // may be in both for a moment).
-        let mut written: Vec<Hit> = side
-            .points
-            .iter()
-            .filter(|(p, _)| !tombstones.contains(p) && filter.is_none_or(|f| f(*p)))
-            .map(|(point, v)| Hit { point: *point, distance: distance(self.config.metric, vector, v) })
-            .collect();
-        written.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
-        written.truncate(k);
-        if self.quantized() {
-            // f16 / i8 distances are not on the f32 scale: keep both lists whole for the rescoring.
-            let seen: HashSet<PointId> = hits.iter().map(|h| h.point).collect();
-            hits.extend(written.into_iter().filter(|h| !seen.contains(&h.point)));
-            return hits;
-        }
-        hits.extend(written);
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.point.cmp(&b.point)));
-        hits.dedup_by_key(|h| h.point);
-        hits.truncate(k);
-        hits
-    }
-
     /// Exact search over the given live points: vectors from the graph where it keeps them
     /// readable (memory), else from the store.
     fn exact(&self, vector: &[f32], k: usize, points: &[PointId]) -> Result<Vec<Hit>, EngineError> {
         let metric = self.config.metric;
-        let graph = self.graph.read().clone();
+        let graph = self.graph.graph();
         let mut hits = Vec::with_capacity(points.len());
         let mut missing = Vec::new();
         let mut buffer = vec![0f32; vector.len()];
@@ -572,8 +590,8 @@ impl Collection {
 
     /// Starts a background compaction when tombstones pass `COMPACT_RATIO` of the graph.
     fn maybe_compact(self: &Arc<Self>) {
-        let (tombstones, graph_points) = (self.tombstones.read().len(), self.graph.read().len());
-        if tombstones == 0 || (tombstones as f64) < COMPACT_RATIO * graph_points as f64 {
+        let counts = self.graph.counts();
+        if counts.tombstones == 0 || (counts.tombstones as f64) < COMPACT_RATIO * counts.points as f64 {
             return;
         }
         if self.compacting.swap(true, Ordering::AcqRel) {
@@ -610,28 +628,28 @@ impl Collection {
         fresh.insert(&self.store.vectors_after(&name, snapshot_next.checked_sub(1))?);
         let live: HashSet<PointId> = self.store.live_points(&name)?.into_iter().collect();
         let tombstones = dead_points(&*fresh, &live);
-        let (before, after) = (self.graph.read().len(), fresh.len());
-        *self.graph.write() = fresh;
-        *self.tombstones.write() = tombstones;
+        let after = fresh.len();
+        let before = self.graph.swap(fresh, tombstones);
         tracing::info!(collection = %self.name(), before, after, seconds = started.elapsed().as_secs_f32(), "index compacted");
         Ok(())
     }
 
     /// Dumps the graph atomically with the watermark it covers, unless nothing changed since the
-    /// last dump. Writers wait only while the graph is frozen and thawed (see the module docs);
-    /// searches never wait.
+    /// last dump. Before freezing, any live point the graph lacks is inserted from the store (a
+    /// dump's watermark would otherwise make the hole permanent). Writers wait only for the
+    /// check and the freeze; searches never wait (see `graph.rs` for the phases).
     pub fn dump(&self) -> Result<(), EngineError> {
         let _maintenance = self.maintenance.lock();
         let (watermark, graph, state) = {
             let _writer = self.writer.lock();
             let watermark = self.store.next_point(self.id()).map_err(|e| self.named(e))?;
-            let graph = self.graph.read().clone();
-            let state = (watermark, graph.len(), self.tombstones.read().len());
+            let counts = self.graph.counts();
+            let state = (watermark, counts.points, counts.tombstones);
             if *self.dumped.lock() == Some(state) {
                 return Ok(());
             }
-            self.side.write().frozen = true;
-            (watermark, graph, state)
+            self.fill_graph_holes()?;
+            (watermark, self.graph.freeze(), state)
         };
         let saved = (|| -> Result<(), EngineError> {
             // Every point below the watermark was written by a store call that has returned, so
@@ -641,24 +659,42 @@ impl Collection {
             dump::save(&*graph, &self.index_dir, watermark, &IndexSpec::of(&self.config))?;
             Ok(())
         })();
-        let moved = {
-            let _writer = self.writer.lock();
-            let mut side = self.side.write();
-            side.frozen = false;
-            side.points.clone()
-        };
-        // Outside `writer`: later writes go straight to the graph; searches see these points in
-        // the side until they are in the graph.
-        graph.insert(&moved);
-        self.side.write().points.drain(..moved.len());
-        // Deletes made while the graph was frozen are tombstones: remove them now, if it can.
-        let dead: Vec<PointId> = self.tombstones.read().iter().copied().collect();
-        if !dead.is_empty() && graph.remove(&dead) {
-            self.tombstones.write().retain(|p| !dead.contains(p));
-        }
+        self.graph.thaw();
         saved?;
         *self.dumped.lock() = Some(state);
         Ok(())
+    }
+
+    /// Inserts the live points the graph does not hold, read from the store. Under `writer`.
+    fn fill_graph_holes(&self) -> Result<(), EngineError> {
+        let live = self.payload.read().live().clone();
+        let missing = self.graph.missing(&live);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(collection = %self.name(), points = missing.len(), "live points missing from the graph; inserting them from the store");
+        let vectors = self.store.vectors_of(self.id(), &missing).map_err(|e| self.named(e))?;
+        self.graph.insert(vectors);
+        Ok(())
+    }
+
+    /// What the recovery checks need beyond counts: live points missing from the graph, graph
+    /// points neither live nor tombstoned, and the backend's own consistency. Empty when whole.
+    pub fn audit(&self) -> Vec<String> {
+        let live = self.payload.read().live().clone();
+        let mut problems = Vec::new();
+        let missing = self.graph.missing(&live);
+        if !missing.is_empty() {
+            problems.push(format!("{} live points are not in the graph: {:?}", missing.len(), &missing[..missing.len().min(10)]));
+        }
+        let stray = self.graph.stray(&live);
+        if !stray.is_empty() {
+            problems.push(format!("{} graph points are neither live nor tombstoned: {:?}", stray.len(), &stray[..stray.len().min(10)]));
+        }
+        if let Err(reason) = self.graph.graph().check() {
+            problems.push(format!("the graph disagrees with itself: {reason}"));
+        }
+        problems
     }
 
     pub fn index_dir(&self) -> &std::path::Path {
@@ -666,43 +702,52 @@ impl Collection {
     }
 }
 
+/// Passages read from the store and handed to the lexical writer at a time.
+const REPLAY_BATCH: usize = 10_000;
+
 /// Opens the collection's lexical index and brings it up to the store: replays what its last
 /// commit missed, removes what was deleted since (or rebuilds it all, when it is unusable).
 fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId, live: &HashSet<PointId>) -> Result<LexicalIndex, EngineError> {
-    /// Passages read from the store and handed to the writer at a time.
-    const REPLAY_BATCH: usize = 10_000;
     let opened = LexicalIndex::open(&index_dir.join("lexical"), next_point)?;
     let lexical = opened.index;
-    let dead: Vec<PointId> = if opened.rebuilt { Vec::new() } else { lexical.points()?.into_iter().filter(|p| !live.contains(p)).collect() };
     let started = std::time::Instant::now();
+    let (replayed, removed, change) = replay_lexical(store, config, &lexical, opened.replay_from, live, next_point)?;
+    if replayed + removed > 0 || opened.rebuilt {
+        lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
+        tracing::info!(collection = %config.name, replayed, removed, rebuilt = opened.rebuilt, seconds = started.elapsed().as_secs_f32(), "lexical index caught up with the store");
+    }
+    Ok(lexical)
+}
+
+/// Hands the lexical writer every live passage with text at or above `from` (delete, then add:
+/// idempotent) and removes the points it holds that are no longer live. Returns (replayed,
+/// removed, the change to commit). Passages brought with
+/// only a vector have no text and are not indexed (as in `upsert`).
+fn replay_lexical(store: &dyn DocumentStore, config: &CollectionConfig, lexical: &LexicalIndex, from: PointId, live: &HashSet<PointId>, next_point: PointId) -> Result<(usize, usize, u64), EngineError> {
+    let dead: Vec<PointId> = lexical.points()?.into_iter().filter(|p| !live.contains(p)).collect();
     let mut change = lexical.write(&[], &dead, 0)?;
-    let (mut cursor, mut replayed) = (opened.replay_from.checked_sub(1), 0);
+    let (mut cursor, mut replayed) = (from.checked_sub(1), 0);
     loop {
         let newer = store.texts_after(&config.id, cursor, REPLAY_BATCH)?;
         let Some(&(last, _)) = newer.last() else { break };
-        let texts: Vec<(PointId, &str)> = newer.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        let texts: Vec<(PointId, &str)> = newer.iter().filter(|(_, t)| !t.is_empty()).map(|(p, t)| (*p, t.as_str())).collect();
         change = lexical.write(&texts, &[], 0)?;
         replayed += texts.len();
         cursor = Some(last);
     }
-    if replayed == 0 && dead.is_empty() && !opened.rebuilt {
-        return Ok(lexical);
-    }
     change = change.max(lexical.write(&[], &[], next_point)?);
-    lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
-    tracing::info!(collection = %config.name, replayed, removed = dead.len(), rebuilt = opened.rebuilt, seconds = started.elapsed().as_secs_f32(), "lexical index caught up with the store");
-    Ok(lexical)
+    Ok((replayed, dead.len(), change))
 }
 
 /// Points in the graph that are no longer live, removed from it where the backend can; the
 /// rest are returned as tombstones.
 fn dead_points(graph: &dyn VectorIndex, live: &HashSet<PointId>) -> HashSet<PointId> {
-    let dead: Vec<PointId> = graph.points().into_iter().filter(|p| !live.contains(p)).collect();
-    if dead.is_empty() || graph.remove(&dead) {
-        HashSet::new()
-    } else {
-        dead.into_iter().collect()
+    let dead: Vec<PointId> = graph.point_set().into_iter().filter(|p| !live.contains(p)).collect();
+    if dead.is_empty() {
+        return HashSet::new();
     }
+    let removed: HashSet<PointId> = graph.remove(&dead).into_iter().collect();
+    dead.into_iter().filter(|p| !removed.contains(p)).collect()
 }
 
 fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<dyn VectorIndex>, EngineError> {
@@ -712,11 +757,7 @@ fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<d
     Ok(Arc::from(graph))
 }
 
-/// Same distances as the index uses, for exact search.
-fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
-    match metric {
-        Metric::Cosine => 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>(),
-        Metric::Dot => index::distance_from_dot(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()),
-        Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt(),
-    }
+/// Whether a collection's graph holds f16 / i8 vectors (its distances are approximate).
+fn quantized(config: &CollectionConfig) -> bool {
+    matches!(config.backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
 }

@@ -3,6 +3,7 @@
 //! Engine calls block (sled, fsync, graph work): async callers run them on a blocking thread.
 
 mod collection;
+mod graph;
 pub mod payload;
 pub mod filter;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
+pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
 pub use filter::Filter;
 
 use crate::index::{validate_spec, IndexError, IndexSpec};
@@ -152,12 +153,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Dumps every collection's index (periodically and at shutdown).
+    /// Dumps every collection's index (periodically and at shutdown). One collection's failure
+    /// does not stop the others' dumps; the first error is returned after all were tried.
     pub fn dump_all(&self) -> Result<(), EngineError> {
+        let mut first = None;
         for collection in self.collections() {
-            collection.dump()?;
+            if let Err(err) = collection.dump() {
+                tracing::error!(collection = %collection.name(), %err, "index dump failed");
+                first.get_or_insert(err);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     pub fn store(&self) -> &Arc<dyn DocumentStore> {

@@ -14,7 +14,7 @@
 //! (`matching`) and a large one with a filtered graph walk (`accepts` per candidate), as Qdrant
 //! does. The index is derived data, built from the store when a collection opens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -36,6 +36,13 @@ impl Number {
 
 impl Eq for Number {}
 
+impl std::hash::Hash for Number {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // -0.0 is stored as 0.0 (`new`), so equal numbers have equal bits.
+        self.0.to_bits().hash(state);
+    }
+}
+
 impl PartialOrd for Number {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -49,7 +56,7 @@ impl Ord for Number {
 }
 
 /// One indexed value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scalar {
     Null,
     Bool(bool),
@@ -188,8 +195,9 @@ pub enum Plan {
     All,
     And(Vec<Plan>),
     Or(Vec<Plan>),
-    /// The field equals one of `values` (`negate`: it does not, or is missing).
-    Equals { field: String, values: Vec<Scalar>, negate: bool },
+    /// The field equals one of `values` (`negate`: it does not, or is missing). A set: `$in`
+    /// with many values is one lookup per candidate, and a repeated value counts once.
+    Equals { field: String, values: HashSet<Scalar>, negate: bool },
     Range { field: String, range: Range },
     /// A range operand of a type no value can be ordered against.
     Nothing,
@@ -205,7 +213,7 @@ impl Plan {
                 let field = field.clone();
                 let list = || value.as_array().map(|items| items.iter().map(scalar).filter(|s| *s != Scalar::Other).collect()).unwrap_or_default();
                 match op {
-                    Op::Eq | Op::Ne => Plan::Equals { field, values: vec![scalar(value)].into_iter().filter(|s| *s != Scalar::Other).collect(), negate: *op == Op::Ne },
+                    Op::Eq | Op::Ne => Plan::Equals { field, values: [scalar(value)].into_iter().filter(|s| *s != Scalar::Other).collect(), negate: *op == Op::Ne },
                     Op::In | Op::Nin => Plan::Equals { field, values: list(), negate: *op == Op::Nin },
                     Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
                         let range = match scalar(value) {
@@ -283,18 +291,29 @@ impl PayloadIndex {
         self.live.is_empty()
     }
 
+    /// Every live point.
+    pub fn live(&self) -> &RoaringTreemap {
+        &self.live
+    }
+
     pub fn is_live(&self, point: PointId) -> bool {
         self.live.contains(point)
     }
 
-    /// Points matching `plan`, read from posting-set sizes: exact for a single condition, an
-    /// upper bound for `$and` (the smallest side) and `$or` (the sum). Counting stops past `cap`.
+    /// Points matching `plan`, read from posting-set sizes: exact for a single condition and for
+    /// `$and` (the posting sets' real intersection, cheap with roaring: the smallest side alone
+    /// would plan two exclusive halves as a broad filter), an upper bound for `$or` (the sum).
+    /// Counting stops past `cap`.
     pub fn estimate(&self, plan: &Plan, cap: u64) -> u64 {
         let live = self.live.len();
         match plan {
             Plan::All => live,
             Plan::Nothing => 0,
-            Plan::And(all) => all.iter().map(|p| self.estimate(p, cap)).min().unwrap_or(live),
+            Plan::And(all) => match all.iter().map(|p| self.estimate(p, cap)).min() {
+                None => live,
+                Some(0) => 0,
+                Some(_) => self.matching(plan).len(),
+            },
             Plan::Or(any) => {
                 let mut total = 0;
                 for p in any {
@@ -343,10 +362,20 @@ impl PayloadIndex {
             Plan::All => self.live.clone(),
             Plan::Nothing => RoaringTreemap::new(),
             Plan::And(all) => {
-                // Materialize the smallest side only; check the others point by point.
-                let Some((smallest, _)) = all.iter().enumerate().min_by_key(|(_, p)| self.estimate(p, u64::MAX)) else { return self.live.clone() };
-                let mut set = self.matching(&all[smallest]);
-                let others: Vec<&Plan> = all.iter().enumerate().filter(|(i, _)| *i != smallest).map(|(_, p)| p).collect();
+                // Equality sides are posting sets: intersect them (roaring does it word by word).
+                // The others are checked point by point on what is left, unless no side is an
+                // equality, in which case the smallest is materialized first.
+                let (sets, others): (Vec<&Plan>, Vec<&Plan>) = all.iter().partition(|p| matches!(p, Plan::Equals { .. }));
+                let (mut set, others) = if sets.is_empty() {
+                    let Some((smallest, _)) = all.iter().enumerate().min_by_key(|(_, p)| self.estimate(p, u64::MAX)) else { return self.live.clone() };
+                    (self.matching(&all[smallest]), all.iter().enumerate().filter(|(i, _)| *i != smallest).map(|(_, p)| p).collect())
+                } else {
+                    let mut materialized: Vec<RoaringTreemap> = sets.iter().map(|p| self.matching(p)).collect();
+                    materialized.sort_by_key(RoaringTreemap::len);
+                    let mut iter = materialized.into_iter();
+                    let first = iter.next().unwrap_or_default();
+                    (iter.fold(first, |acc, s| acc & s), others)
+                };
                 if !others.is_empty() {
                     set = set.into_iter().filter(|&p| others.iter().all(|o| self.check(o, p))).collect();
                 }

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
+use roaring::RoaringTreemap;
 
 use hnsw_rs::api::AnnT;
 use hnsw_rs::prelude::{Distance, Hnsw, HnswIo};
@@ -35,14 +36,14 @@ pub struct HnswIndex<D: Distance<f32> + Send + Sync + 'static> {
     graph: Hnsw<'static, f32, D>,
     /// Points in the graph, kept here because hnsw_rs's point iterator panics on an empty graph
     /// and re-takes a read lock it already holds (a deadlock risk next to a waiting writer).
-    points: Mutex<Vec<PointId>>,
+    points: Mutex<RoaringTreemap>,
 }
 
 impl<D: Distance<f32> + Send + Sync + 'static> HnswIndex<D> {
     /// Parameters must have passed `validate_params`.
     pub fn new(params: &HnswParams, expected_points: usize, distance: D) -> Self {
         let graph = Hnsw::new(params.m, expected_points.max(1_000), MAX_LAYERS, params.ef_construction, distance);
-        HnswIndex { graph, points: Mutex::new(Vec::with_capacity(expected_points)) }
+        HnswIndex { graph, points: Mutex::new(RoaringTreemap::new()) }
     }
 
     /// Loads a dump written by `dump_into`. The loader must outlive the graph (hnsw_rs borrows
@@ -62,8 +63,8 @@ impl<D: Distance<f32> + Send + Sync + 'static> HnswIndex<D> {
         graph.set_extend_candidates(false);
         graph.set_searching_mode(false);
         // Safe here: the graph was just loaded, is not empty (checked), and nobody else holds it.
-        let points = if graph.get_nb_point() == 0 {
-            Vec::new()
+        let points: RoaringTreemap = if graph.get_nb_point() == 0 {
+            RoaringTreemap::new()
         } else {
             graph.get_point_indexation().into_iter().map(|p| p.get_origin_id() as PointId).collect()
         };
@@ -101,8 +102,21 @@ impl<D: Distance<f32> + Send + Sync + 'static> VectorIndex for HnswIndex<D> {
         self.graph.get_nb_point()
     }
 
-    fn points(&self) -> Vec<PointId> {
+    fn point_set(&self) -> RoaringTreemap {
         self.points.lock().clone()
+    }
+
+    fn contains(&self, point: PointId) -> bool {
+        self.points.lock().contains(point)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let listed = self.points.lock().len();
+        let held = self.graph.get_nb_point() as u64;
+        if listed != held {
+            return Err(format!("{listed} points listed, the graph holds {held}"));
+        }
+        Ok(())
     }
 
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError> {

@@ -48,11 +48,22 @@ pub trait VectorIndex: Send + Sync {
         self.len() == 0
     }
     /// Every point in the graph.
-    fn points(&self) -> Vec<PointId>;
-    /// Removes points from the graph, when the backend can; `false` means it cannot, and the
-    /// caller keeps them as tombstones until a compaction rebuilds the graph.
-    fn remove(&self, _points: &[PointId]) -> bool {
+    fn point_set(&self) -> roaring::RoaringTreemap;
+    fn contains(&self, point: PointId) -> bool;
+    /// Whether `remove` takes points out of the graph (else callers keep tombstones).
+    fn can_remove(&self) -> bool {
         false
+    }
+    /// Removes points from the graph where the backend can; returns the points it removed (a
+    /// point it did not hold is not among them). Callers keep tombstones for the rest until a
+    /// compaction rebuilds the graph.
+    fn remove(&self, _points: &[PointId]) -> Vec<PointId> {
+        Vec::new()
+    }
+    /// Checks that the backend's own structures agree (its key list and the graph); the reason
+    /// when they do not. A dump that fails it is not loaded.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
     }
     /// Copies a point's vector as the graph holds it into `out` (the index's width), when the
     /// backend keeps vectors readable: exact search then reads memory instead of the store.

@@ -5,14 +5,24 @@
 //!   read-locked by adds and searches and write-locked by a reserve (which doubles capacity);
 //! - every add and search needs one of a fixed number of thread slots, or fails: `slots` is a
 //!   counting gate sized to the slots reserved, so callers wait instead of failing;
-//! - the search breadth (`expansion_search`) is index-wide: a search at another ef changes it
-//!   under the write lock and keeps the read lock while it runs (`ef` below);
+//! - capacity checks race: two inserts that each fit alone overflow together, and usearch then
+//!   refuses adds; `pending` counts the slots promised to inserts under way, under one mutex;
+//! - the search breadth (`expansion_search`) is index-wide and changing it needs exclusive
+//!   access: it stays at the collection's ef, and a search wanting more asks for `max(k, ef)`
+//!   results (usearch's breadth is at least the count asked for) and keeps the first `k`;
+//! - concurrent adds strand points: after a build from two threads, a point or a few in 1,500
+//!   (1 in 20,000) had no inbound link and could not be found even by its own vector at ef 400,
+//!   where adds one at a time left none stranded (tests/graph_reach.rs; the cause of the crash
+//!   stress's "not at rank 1 by its own vector"): adds and removes take `mutating`, one at a time;
+//! - `remove` of a key it does not hold reports 0 and changes nothing, and an add after it
+//!   brings the key in: the key list is written only after an add succeeded, `remove` reports
+//!   what it removed, and callers never remove a key whose add may be in flight (engine);
 //! - NaN is accepted silently: vectors are validated before they get here (`prepare_vector`);
 //! - a panic inside a filter predicate aborts the process: predicates are panic-free (engine).
 
 use std::path::Path;
 
-use parking_lot::{Condvar, Mutex, RwLock, RwLockWriteGuard};
+use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringTreemap;
 use ::usearch::ffi::{IndexOptions, MetricKind, ScalarKind};
 use ::usearch::Index;
@@ -23,8 +33,6 @@ use crate::domain::{HnswParams, Metric, PointId};
 /// The graph file in a dump; `POINTS_FILE` lists its keys (usearch cannot enumerate them).
 pub const GRAPH_FILE: &str = "graph.usearch";
 pub const POINTS_FILE: &str = "points.roaring";
-/// Below this many points an insert runs on the caller's thread: a pool hop costs more.
-const PARALLEL_INSERT_MIN: usize = 256;
 
 /// Scalar kind of the stored vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +58,12 @@ pub struct UsearchIndex {
     /// Read: adds and searches. Write: `reserve`. The value is the `expansion_search` in force.
     shape: RwLock<usize>,
     slots: Slots,
+    /// Keys usearch holds (an add lands here after it succeeded).
     points: Mutex<RoaringTreemap>,
+    /// Slots promised to inserts under way (see `reserve`).
+    pending: Mutex<usize>,
+    /// Held by every add and remove: usearch's concurrent adds strand points (module docs).
+    mutating: Mutex<()>,
 }
 
 /// A counting gate over usearch's thread slots.
@@ -115,7 +128,15 @@ impl UsearchIndex {
     }
 
     fn wrap(index: Index, metric: Metric, ef: usize, slots: usize, points: RoaringTreemap) -> Self {
-        UsearchIndex { index, metric, shape: RwLock::new(ef), slots: Slots { free: Mutex::new(slots), released: Condvar::new() }, points: Mutex::new(points) }
+        UsearchIndex {
+            index,
+            metric,
+            shape: RwLock::new(ef),
+            slots: Slots { free: Mutex::new(slots), released: Condvar::new() },
+            points: Mutex::new(points),
+            pending: Mutex::new(0),
+            mutating: Mutex::new(()),
+        }
     }
 
     /// Loads a dump written by `dump_into` (files already checked against the manifest).
@@ -126,35 +147,43 @@ impl UsearchIndex {
         let index = Index::restore(graph).map_err(|e| bad(format!("usearch: {e}")))?;
         let bytes = std::fs::read(dir.join(POINTS_FILE)).map_err(|e| bad(format!("{POINTS_FILE}: {e}")))?;
         let points = RoaringTreemap::deserialize_from(&bytes[..]).map_err(|e| bad(format!("{POINTS_FILE}: {e}")))?;
-        if points.len() != index.size() as u64 {
-            return Err(bad(format!("{POINTS_FILE} lists {} points, the graph holds {}", points.len(), index.size())));
-        }
         let slots = slot_count();
         index.reserve_capacity_and_threads(index.size().max(64), slots).map_err(|e| bad(format!("usearch reserve: {e}")))?;
         index.change_expansion_search(ef_search);
-        Ok(Self::wrap(index, metric, ef_search, slots, points))
+        let loaded = Self::wrap(index, metric, ef_search, slots, points);
+        loaded.check().map_err(bad)?;
+        Ok(loaded)
     }
 
-    /// Makes room for `more` points, doubling the capacity so reserves stay rare.
+    /// Makes room for `more` points, doubling the capacity so reserves stay rare, and promises
+    /// them to the caller until `release`. Checked and promised under one mutex: two inserts that
+    /// each fit alone could overflow together, and usearch refuses adds past its capacity.
     fn reserve(&self, more: usize) -> Result<(), IndexError> {
-        let needed = self.index.size() + more;
-        if needed <= self.index.capacity() {
-            return Ok(());
-        }
-        let _exclusive = self.shape.write();
+        let mut pending = self.pending.lock();
+        let needed = self.index.size() + *pending + more;
         let capacity = self.index.capacity();
         if needed > capacity {
+            let _exclusive = self.shape.write();
             self.index.reserve_capacity_and_threads(needed.max(capacity * 2), slot_count()).map_err(err("reserve"))?;
         }
+        *pending += more;
         Ok(())
     }
 
-    fn add(&self, point: PointId, vector: &[f32]) {
+    fn release(&self, promised: usize) {
+        *self.pending.lock() -= promised;
+    }
+
+    fn add(&self, point: PointId, vector: &[f32]) -> bool {
         let _shape = self.shape.read();
         let _slot = self.slots.take();
         // Fails only on a duplicate key or a wrong width, both excluded by the callers.
-        if let Err(e) = self.index.add(point, vector) {
-            tracing::error!(point, %e, "usearch refused a point");
+        match self.index.add(point, vector) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(point, %e, "usearch refused a point");
+                false
+            }
         }
     }
 
@@ -187,34 +216,31 @@ impl VectorIndex for UsearchIndex {
             tracing::error!(%e, "usearch could not reserve capacity");
             return;
         }
-        self.points.lock().extend(fresh.iter().map(|(p, _)| *p));
-        match super::hnsw::build_pool() {
-            Some(pool) if fresh.len() >= PARALLEL_INSERT_MIN => pool.install(|| {
-                use rayon::prelude::*;
-                fresh.par_iter().for_each(|(p, v)| self.add(*p, v));
-            }),
-            _ => fresh.iter().for_each(|(p, v)| self.add(*p, v)),
+        for (point, vector) in &fresh {
+            // Per point, so removes interleave with a long build; the key list changes with the
+            // graph under the same lock, so a remove sees exactly what was added.
+            let _mutating = self.mutating.lock();
+            if self.add(*point, vector) {
+                self.points.lock().insert(*point);
+            }
         }
+        self.release(fresh.len());
     }
 
     fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
-        let ef = ef.max(k);
-        let mut shape = self.shape.read();
-        if *shape != ef {
-            drop(shape);
-            let mut exclusive = self.shape.write();
-            self.index.change_expansion_search(ef);
-            *exclusive = ef;
-            shape = RwLockWriteGuard::downgrade(exclusive);
-        }
-        let _slot = self.slots.take();
-        let found = match filter {
-            None => self.index.search(query, k),
-            Some(accept) => self.index.filtered_search(query, k, |key| accept(key)),
+        // usearch searches at breadth max(expansion_search, count): asking for ef results is a
+        // walk at breadth ef, without touching the index-wide setting.
+        let count = if ef > *self.shape.read() { ef.max(k) } else { k };
+        let found = {
+            let _shape = self.shape.read();
+            let _slot = self.slots.take();
+            match filter {
+                None => self.index.search(query, count),
+                Some(accept) => self.index.filtered_search(query, count, |key| accept(key)),
+            }
         };
-        drop(shape);
         match found {
-            Ok(matches) => matches.keys.into_iter().zip(matches.distances).map(|(point, d)| Hit { point, distance: self.distance(d) }).collect(),
+            Ok(matches) => matches.keys.into_iter().zip(matches.distances).take(k).map(|(point, d)| Hit { point, distance: self.distance(d) }).collect(),
             Err(e) => {
                 tracing::error!(%e, "usearch search failed");
                 Vec::new()
@@ -226,21 +252,48 @@ impl VectorIndex for UsearchIndex {
         self.index.size()
     }
 
-    fn points(&self) -> Vec<PointId> {
-        self.points.lock().iter().collect()
+    fn point_set(&self) -> RoaringTreemap {
+        self.points.lock().clone()
     }
 
-    fn remove(&self, points: &[PointId]) -> bool {
+    fn contains(&self, point: PointId) -> bool {
+        self.points.lock().contains(point)
+    }
+
+    fn can_remove(&self) -> bool {
+        true
+    }
+
+    fn remove(&self, points: &[PointId]) -> Vec<PointId> {
+        let _mutating = self.mutating.lock();
         let _shape = self.shape.read();
         let mut known = self.points.lock();
+        let mut removed = Vec::with_capacity(points.len());
         for &point in points {
-            if known.remove(point) {
-                if let Err(e) = self.index.remove(point) {
-                    tracing::error!(point, %e, "usearch could not remove a point");
+            if !known.contains(point) {
+                continue;
+            }
+            match self.index.remove(point) {
+                Ok(n) if n > 0 => {
+                    known.remove(point);
+                    removed.push(point);
                 }
+                Ok(_) => tracing::error!(point, "usearch did not hold a point its key list names"),
+                Err(e) => tracing::error!(point, %e, "usearch could not remove a point"),
             }
         }
-        true
+        removed
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let known = self.points.lock();
+        if known.len() != self.index.size() as u64 {
+            return Err(format!("{POINTS_FILE} lists {} points, the graph holds {}", known.len(), self.index.size()));
+        }
+        if let Some(point) = known.iter().find(|&p| !self.index.contains(p)) {
+            return Err(format!("{POINTS_FILE} lists point {point}, which the graph does not hold"));
+        }
+        Ok(())
     }
 
     fn vector_into(&self, point: PointId, out: &mut [f32]) -> bool {

@@ -32,10 +32,15 @@ use crate::domain::PointId;
 /// Memory the indexing thread may use before it writes a segment.
 const WRITER_HEAP_BYTES: usize = 32 * 1024 * 1024;
 
+/// Most distinct terms (after analysis) in one lexical query: each is a posting list to walk.
+pub const MAX_QUERY_TERMS: usize = 1_024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LexicalError {
     #[error("lexical index at {path}: {message}")]
     Index { path: PathBuf, message: String },
+    #[error("the query has {0} distinct terms; a lexical search takes at most {MAX_QUERY_TERMS}")]
+    TooManyTerms(usize),
 }
 
 /// Which points a search may return (live, and matching the filter). Called from tantivy's
@@ -61,6 +66,8 @@ struct CommitState {
     visible: u64,
     /// Every point below this has been handed to the writer.
     watermark: PointId,
+    /// Commits carry no watermark above this (a failed write may have missed points from here).
+    cap: Option<PointId>,
 }
 
 /// What an opened index still needs from the store: the points at or above `replay_from`.
@@ -161,6 +168,12 @@ impl LexicalIndex {
         Ok(state.changes)
     }
 
+    /// Keeps committed watermarks at or below `cap` (`u64::MAX` lifts it): points from `cap` on
+    /// may be missing, and the next open replays them from the store.
+    pub fn cap_watermark(&self, cap: PointId) {
+        self.state.lock().cap = (cap != PointId::MAX).then_some(cap);
+    }
+
     /// Makes changes up to `change` durable and searchable; `flush_store` runs first, so the
     /// watermark committed never covers a point the store could still lose.
     pub fn commit(&self, change: u64, flush_store: impl FnOnce() -> Result<(), String>) -> Result<(), LexicalError> {
@@ -173,7 +186,7 @@ impl LexicalIndex {
             if state.visible >= change {
                 return Ok(());
             }
-            (state.changes, state.watermark)
+            (state.changes, state.cap.map_or(state.watermark, |cap| state.watermark.min(cap)))
         };
         flush_store().map_err(|e| Self::err(&self.path, e))?;
         let mut prepared = writer.prepare_commit().map_err(|e| Self::err(&self.path, e))?;
@@ -204,7 +217,11 @@ impl LexicalIndex {
     pub fn search(&self, query: &str, limit: usize, accept: Accept) -> Result<Vec<(PointId, f32)>, LexicalError> {
         // The analyzer registered at open (building one anew would rebuild its stop-word set).
         let mut analyzer = self.index.tokenizers().get(ANALYZER).unwrap_or_else(analyzer);
-        let clauses: Vec<(Occur, Box<dyn Query>)> = terms(&mut analyzer, query)
+        let terms = terms(&mut analyzer, query);
+        if terms.len() > MAX_QUERY_TERMS {
+            return Err(LexicalError::TooManyTerms(terms.len()));
+        }
+        let clauses: Vec<(Occur, Box<dyn Query>)> = terms
             .into_iter()
             .map(|t| (Occur::Should, Box::new(TermQuery::new(Term::from_field_text(self.text, &t), IndexRecordOption::WithFreqs)) as Box<dyn Query>))
             .collect();

@@ -27,8 +27,10 @@ pub fn analyzer() -> TextAnalyzer {
 pub fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut stream = analyzer.token_stream(text);
     let mut out: Vec<String> = Vec::new();
+    // A set, not `out.contains`: a query of n distinct words would cost n² comparisons.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     while let Some(token) = stream.next() {
-        if !out.contains(&token.text) {
+        if seen.insert(token.text.clone()) {
             out.push(token.text.clone());
         }
     }

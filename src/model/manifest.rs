@@ -148,13 +148,18 @@ pub struct ModelDir {
 impl ModelDir {
     /// Resolves `--model`: a directory path, or a name under `models_dir`.
     pub fn resolve(model: &str, models_dir: &Path) -> Result<Self, ModelError> {
+        Self::resolve_in(model, &[models_dir.to_owned()])
+    }
+
+    /// Resolves `--model`: a directory path, or a name under the first of `models_dirs` that
+    /// has it; the error names every folder looked in.
+    pub fn resolve_in(model: &str, models_dirs: &[PathBuf]) -> Result<Self, ModelError> {
         let as_path = Path::new(model);
-        let dir = if as_path.is_dir() {
-            as_path.to_owned()
-        } else if is_plain_name(model) && models_dir.join(model).is_dir() {
-            models_dir.join(model)
-        } else {
-            return Err(ModelError::NotFound { model: model.to_owned(), models_dir: models_dir.to_owned() });
+        let named = || models_dirs.iter().map(|d| d.join(model)).find(|d| d.is_dir());
+        let dir = match (as_path.is_dir(), is_plain_name(model)) {
+            (true, _) => as_path.to_owned(),
+            (false, true) => named().ok_or_else(|| ModelError::NotFound { model: model.to_owned(), searched: models_dirs.to_vec() })?,
+            (false, false) => return Err(ModelError::NotFound { model: model.to_owned(), searched: models_dirs.to_vec() }),
         };
         let manifest = Manifest::from_file(&dir.join(MANIFEST_FILE))?;
         let model_dir = ModelDir { dir, manifest };

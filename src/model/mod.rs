@@ -8,8 +8,8 @@ pub use manifest::{FileCheck, Manifest, ManifestFile, ModelDir, PaddingSide, Poo
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("model '{model}' not found: it is neither a directory nor a model under {models_dir} (run scripts/setup to fetch the default model)")]
-    NotFound { model: String, models_dir: PathBuf },
+    #[error("model '{model}' not found: it is neither a directory nor a model under {} (run scripts/setup to fetch the default model, or give --models-dir)", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    NotFound { model: String, searched: Vec<PathBuf> },
     #[error("model '{model}' is missing {path}: run scripts/setup (or see models/{model}/README.md)")]
     MissingFile { model: String, path: PathBuf },
     #[error("cannot read {path}: {source}")]

@@ -166,6 +166,11 @@ impl Service {
         Ok(self.engine.collection(name)?)
     }
 
+    /// Every collection, by name.
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        self.engine.collections()
+    }
+
     /// The loaded model a collection is bound to. Refused when the server has not loaded it, or
     /// when a model of that name now differs from the one the collection's vectors were made with.
     pub fn bound_model(&self, collection: &Collection, needed_for: &'static str) -> Result<&Arc<OnnxProvider>, ServiceError> {

@@ -124,6 +124,9 @@ impl Service {
             (Some(_), Some(_)) => return Err(ServiceError::invalid(format!("{at}give query or vector, not both"))),
             (None, None) => return Err(ServiceError::invalid(format!("{at}give query (text) or vector"))),
             (Some(q), None) if q.trim().is_empty() => return Err(ServiceError::invalid(format!("{at}query is empty"))),
+            (Some(q), None) if q.chars().count() > MAX_QUERY_CHARS => {
+                return Err(ServiceError::Invalid { code: "query_too_large", message: format!("{at}query has {} characters; at most {MAX_QUERY_CHARS}", q.chars().count()) })
+            }
             (Some(_), None) => query.mode.unwrap_or(DEFAULT_MODE),
             (None, Some(_)) => match query.mode {
                 None | Some(Mode::Dense) => Mode::Dense,
@@ -157,7 +160,20 @@ impl Service {
                 plan.vector = vectors.next().map(|e| e.embedding);
             }
         }
-        blocking(move || plans.into_iter().map(|plan| run(&collection, plan)).collect()).await
+        // A request abandoned by its client or its timeout drops this future: the searches not
+        // yet run are skipped rather than run for no one.
+        let abandoned = Abandoned::default();
+        let flag = abandoned.0.clone();
+        blocking(move || {
+            plans
+                .into_iter()
+                .map(|plan| match flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    true => Err(ServiceError::Worker("the request was abandoned".into())),
+                    false => run(&collection, plan),
+                })
+                .collect()
+        })
+        .await
     }
 
     /// One search.
@@ -165,6 +181,20 @@ impl Service {
         Ok(self.search(collection, vec![query]).await?.pop().unwrap_or_default())
     }
 }
+
+/// Set when dropped: tells blocking work that its request is gone.
+#[derive(Default)]
+struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Longest text query, in characters (lexical work grows with its terms; see also
+/// `lexical::MAX_QUERY_TERMS`).
+pub const MAX_QUERY_CHARS: usize = 16_384;
 
 /// A candidate passage with its ranks (1-based) in the lists that have it.
 #[derive(Debug, Clone)]

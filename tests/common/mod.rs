@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests. Missing fixtures or setup fail loudly, never skip.
 #![allow(dead_code)]
 
+pub mod hold;
 pub mod server;
 
 use std::path::{Path, PathBuf};

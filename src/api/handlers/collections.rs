@@ -99,14 +99,14 @@ pub async fn create_collection(
 
 #[utoipa::path(get, path = "/collections", tag = "collections", summary = "List collections", responses((status = 200, description = "Every collection with its settings and counts", body = CollectionList)))]
 pub async fn list_collections(State(state): State<Arc<AppState>>) -> Result<Json<CollectionList>, ApiError> {
-    let loaded = state.loaded()?;
-    Ok(Json(CollectionList { collections: loaded.engine.collections().iter().map(|c| info(c)).collect() }))
+    let collections = state.loaded()?.collections();
+    Ok(Json(CollectionList { collections: collections.iter().map(|c| info(c)).collect() }))
 }
 
 #[utoipa::path(get, path = "/collections/{name}", tag = "collections", summary = "A collection's settings and counts", params(("name" = String, Path)),
     responses((status = 200, description = "The collection", body = CollectionInfo), (status = 404, description = "No such collection", body = ErrorBody)))]
 pub async fn get_collection(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
-    let collection = state.loaded()?.engine.collection(&name)?;
+    let collection = state.loaded()?.collection(&name)?;
     Ok(Json(info(&collection)))
 }
 

@@ -11,5 +11,17 @@ const PAGE: &str = include_str!("../page/index.html");
     security(()),
     responses((status = 200, description = "The page (HTML with its script and styles inline)", body = String, content_type = "text/html")))]
 pub async fn page() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], PAGE).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Its script and styles are inline and it calls only this origin; no page may frame it.
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
+
+const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";

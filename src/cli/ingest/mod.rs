@@ -5,6 +5,13 @@
 //! flight (send.rs) → progress on stderr → a summary, non-zero exit when anything failed.
 //! Re-running after Ctrl-C or a kill completes the set: nothing is sent twice, because ids are
 //! paths and unchanged content is skipped.
+//!
+//! Ids: a file's is its path relative to the folder given (its name, for a file given by name);
+//! a JSON record's is its `id`, else `<path>#<hash of the record>`. Ids are unique across the
+//! paths of one run: two files that would share an id stop the run before anything is sent, and
+//! a record whose id another file already gave is refused, naming both. `--prune` then deletes
+//! what a folder produced before and no longer does: documents stored with that folder as their
+//! `root` whose file is gone, or whose file was read cleanly this run without giving their id.
 
 mod read;
 mod send;
@@ -58,6 +65,11 @@ pub struct IngestArgs {
     /// Send every document, even those stored with the same content hash.
     #[arg(long)]
     pub force: bool,
+    /// After sending, delete the documents these folders produced in earlier runs and no longer
+    /// do (files deleted, records edited away). Only documents whose `root` is one of the
+    /// folders given are considered.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +94,7 @@ struct Totals {
     unchanged: usize,
     empty: usize,
     problems: Vec<String>,
+    pruned: usize,
 }
 
 pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
@@ -90,7 +103,12 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
     client.wait_ready(READY_WAIT)?;
     ensure_collection(&client, args)?;
     let walked = walk::walk(&args.paths, &args.include, &args.exclude).map_err(IngestError::Paths)?;
-    let known = if args.force { HashMap::new() } else { stored_hashes(&client, &args.collection)? };
+    let stored = if args.force && !args.prune { HashMap::new() } else { stored_documents(&client, &args.collection)? };
+    let known: HashMap<&str, &str> = if args.force { HashMap::new() } else { stored.iter().filter_map(|(id, s)| Some((id.as_str(), s.sha256.as_deref()?))).collect() };
+    // Every id this run produced, with the file that gave it (ids must be unique across files).
+    let mut produced: HashMap<String, String> = HashMap::new();
+    // Files read without a problem: their stored documents with ids not produced are stale.
+    let mut clean_files: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     let total_bytes: u64 = walked.files.iter().map(|f| f.bytes).sum();
     let mut totals = Totals { problems: walked.problems.iter().map(Problem::to_string).collect(), ..Totals::default() };
     let progress = Progress::new(total_bytes, walked.files.len());
@@ -137,13 +155,25 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
         if fatal.is_some() {
             break;
         }
-        let read = read_file(&file.path, &file.relative, file.kind);
+        let read = read_file(&file.path, &file.relative, file.root.as_deref(), file.kind);
         totals.files += 1;
         totals.empty += read.empty;
         totals.problems.extend(read.problems.iter().map(Problem::to_string));
+        if let (true, Some(root)) = (read.problems.is_empty(), &file.root) {
+            clean_files.insert((root.clone(), file.relative.clone()));
+        }
         pending_file_bytes += file.bytes;
         for doc in read.docs {
-            if known.get(&doc.id).is_some_and(|hash| *hash == doc.sha256) {
+            match produced.entry(doc.id.clone()) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    totals.problems.push(format!("{}: id '{}' was already given by {}: not sent (ids must be unique across the files of a run)", file.path.display(), doc.id, first.get()));
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(file.path.display().to_string());
+                }
+            }
+            if known.get(doc.id.as_str()).is_some_and(|hash| *hash == doc.sha256) {
                 totals.unchanged += 1;
                 continue;
             }
@@ -170,6 +200,24 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
         let _ = worker.join();
     }
     progress.finish();
+    if args.prune && fatal.is_none() {
+        let walked_files: std::collections::HashSet<(&str, &str)> = walked.files.iter().filter_map(|f| Some((f.root.as_deref()?, f.relative.as_str()))).collect();
+        let roots: std::collections::HashSet<&str> = walked_files.iter().map(|(root, _)| *root).collect();
+        let stale: Vec<String> = stored
+            .iter()
+            .filter(|(id, s)| {
+                let (Some(root), Some(path)) = (s.root.as_deref(), s.path.as_deref()) else { return false };
+                let gone = !walked_files.contains(&(root, path));
+                let edited = clean_files.contains(&(root.to_owned(), path.to_owned())) && !produced.contains_key(id.as_str());
+                roots.contains(root) && (gone || edited)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        match prune(&client, &args.collection, &stale) {
+            Ok(deleted) => totals.pruned = deleted,
+            Err(err) => totals.problems.push(format!("--prune: {err}")),
+        }
+    }
     summary(args, &walked, &totals, started.elapsed());
     if let Some(fatal) = fatal {
         return Err(fatal.into());
@@ -207,11 +255,20 @@ fn ensure_collection(client: &Client, args: &IngestArgs) -> Result<(), IngestErr
     }
 }
 
-/// id → sha256 of every stored document that has one: what a re-run may skip.
-fn stored_hashes(client: &Client, collection: &str) -> Result<HashMap<String, String>, ClientError> {
+/// What ingest wrote into a stored document's metadata.
+struct Stored {
+    sha256: Option<String>,
+    root: Option<String>,
+    path: Option<String>,
+}
+
+/// Every stored document's id with the metadata ingest wrote: what a re-run may skip, and what
+/// `--prune` may delete.
+fn stored_documents(client: &Client, collection: &str) -> Result<HashMap<String, Stored>, ClientError> {
     let mut known = HashMap::new();
     let mut cursor: Option<String> = None;
     let path = format!("/collections/{}/documents", segment(collection));
+    let text = |value: &serde_json::Value| value.as_str().map(str::to_owned);
     loop {
         let mut query = vec![("limit", "1000"), ("include", "metadata")];
         if let Some(cursor) = &cursor {
@@ -219,8 +276,9 @@ fn stored_hashes(client: &Client, collection: &str) -> Result<HashMap<String, St
         }
         let page = client.get(&path, &query)?;
         for document in page["documents"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(hash)) = (document["id"].as_str(), document["metadata"]["sha256"].as_str()) {
-                known.insert(id.to_owned(), hash.to_owned());
+            if let Some(id) = document["id"].as_str() {
+                let metadata = &document["metadata"];
+                known.insert(id.to_owned(), Stored { sha256: text(&metadata["sha256"]), root: text(&metadata["root"]), path: text(&metadata["path"]) });
             }
         }
         match page["next_cursor"].as_str() {
@@ -228,6 +286,17 @@ fn stored_hashes(client: &Client, collection: &str) -> Result<HashMap<String, St
             None => return Ok(known),
         }
     }
+}
+
+/// Deletes documents by id in requests of at most 1,000; returns how many existed.
+fn prune(client: &Client, collection: &str, ids: &[String]) -> Result<usize, ClientError> {
+    let path = format!("/collections/{}/documents/delete", segment(collection));
+    let mut deleted = 0;
+    for chunk in ids.chunks(1_000) {
+        let answer = client.post(&path, &serde_json::json!({ "ids": chunk }))?;
+        deleted += answer["deleted"].as_u64().unwrap_or(0) as usize;
+    }
+    Ok(deleted)
 }
 
 /// A bar on a terminal; otherwise a plain line every few seconds (logs, CI).
@@ -297,7 +366,7 @@ fn summary(args: &IngestArgs, walked: &walk::Walked, totals: &Totals, elapsed: D
     let mut out = String::new();
     let seconds = elapsed.as_secs_f64().max(1e-3);
     let _ = writeln!(out, 
-        "ingest into '{}': {} files read, {} documents sent ({} passages, {} tokens), {} unchanged skipped, {} empty skipped, {} files of other types ignored, {} failed; {:.1} s, {:.1} docs/s, {:.0} tokens/s",
+        "ingest into '{}': {} files read, {} documents sent ({} passages, {} tokens), {} unchanged skipped, {} empty skipped, {} pruned, {} files of other types ignored, {} failed; {:.1} s, {:.1} docs/s, {:.0} tokens/s",
         args.collection,
         totals.files,
         totals.documents,
@@ -305,6 +374,7 @@ fn summary(args: &IngestArgs, walked: &walk::Walked, totals: &Totals, elapsed: D
         totals.tokens,
         totals.unchanged,
         totals.empty,
+        totals.pruned,
         walked.other_kinds,
         totals.problems.len(),
         seconds,

@@ -65,6 +65,8 @@ pub struct FileDocs {
     pub problems: Vec<Problem>,
     /// Documents with no text (empty files, blank records): nothing to embed.
     pub empty: usize,
+    /// Ids derived from record hashes so far, with how many records had each.
+    derived: std::collections::HashMap<String, usize>,
 }
 
 fn hex(digest: impl AsRef<[u8]>) -> String {
@@ -72,8 +74,8 @@ fn hex(digest: impl AsRef<[u8]>) -> String {
 }
 
 /// Reads `path`, whose id prefix is `relative` (its path from the root it was found under, with
-/// `/` separators).
-pub fn read_file(path: &Path, relative: &str, kind: Kind) -> FileDocs {
+/// `/` separators); `root`, the folder it was found under, goes into each document's metadata.
+pub fn read_file(path: &Path, relative: &str, root: Option<&str>, kind: Kind) -> FileDocs {
     let mut out = FileDocs::default();
     let problem = |place: Option<String>, message: String| Problem { path: relative.to_owned(), place, message };
     let bytes = match std::fs::read(path) {
@@ -94,6 +96,9 @@ pub fn read_file(path: &Path, relative: &str, kind: Kind) -> FileDocs {
         metadata.insert("bytes".into(), json!(bytes.len()));
         metadata.insert("modified".into(), json!(modified));
         metadata.insert("sha256".into(), json!(sha256));
+        if let Some(root) = root {
+            metadata.insert("root".into(), json!(root));
+        }
         metadata
     };
     if kind == Kind::Pdf {
@@ -153,8 +158,10 @@ fn json_message(err: &serde_json::Error) -> String {
     format!("{} (column {})", err.to_string().split(" at line ").next().unwrap_or_default(), err.column())
 }
 
-/// One `{id?, text, metadata?}` record. Without an id it is `<path>#<line or index>`, so a re-run
-/// gives it the same id. The file's fields (path, bytes, modified, sha256) are added to the
+/// One `{id?, text, metadata?}` record. Without an id it is `<path>#<hash>`, the first 16 hex
+/// digits of the record's sha256 (text and metadata): lines added or removed elsewhere in the
+/// file leave it unchanged, and an edited record is a new document (`--prune` removes the old).
+/// Identical records in one file get `.2`, `.3`, … after the hash. The file's fields (path, bytes, modified, sha256) are added to the
 /// record's metadata; sha256 is the record's own (its text and metadata), not the file's.
 fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str) -> Map<String, Value>, out: &mut FileDocs) {
     let problem = |message: &str| Problem { path: relative.to_owned(), place: Some(place.to_owned()), message: message.to_owned() };
@@ -168,9 +175,9 @@ fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str
         None => return out.problems.push(problem("missing \"text\"")),
     };
     let id = match object.remove("id") {
-        None | Some(Value::Null) => format!("{relative}#{}", place.trim_matches(|c| c == '[' || c == ']')),
-        Some(Value::String(id)) => id,
-        Some(Value::Number(n)) => n.to_string(),
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => return out.problems.push(problem("\"id\" must be a string or a number")),
     };
     let own = match object.remove("metadata") {
@@ -190,6 +197,12 @@ fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str
     hasher.update([0]);
     hasher.update(Value::Object(own.clone()).to_string().as_bytes());
     let sha256 = hex(hasher.finalize());
+    let id = id.unwrap_or_else(|| {
+        let base = format!("{relative}#{}", &sha256[..16]);
+        let copies = out.derived.entry(base.clone()).or_insert(0);
+        *copies += 1;
+        if *copies == 1 { base } else { format!("{base}.{copies}") }
+    });
     let mut metadata = own;
     metadata.extend(file_metadata(&sha256));
     out.docs.push(Doc { id, text, metadata, sha256 });
@@ -222,12 +235,27 @@ mod tests {
     }
 
     #[test]
+    fn record_ids_without_an_id_do_not_move_when_lines_are_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = write(dir.path(), "r.jsonl", b"{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": \"two\"}\n");
+        let ids = |path: &Path| read_file(path, "r.jsonl", Some("/data"), Kind::JsonLines).docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
+        let first = ids(&before);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[2], format!("{}.2", first[1]), "identical records are told apart by a count");
+        let after = write(dir.path(), "r.jsonl", b"{\"text\": \"zero\"}\n{\"text\": \"one\"}\n{\"text\": \"two\"}\n{\"text\": \"two\"}\n");
+        assert_eq!(ids(&after)[1..], first[..], "a line added at the top moves no id");
+        let docs = read_file(&after, "r.jsonl", Some("/data"), Kind::JsonLines).docs;
+        assert_eq!(docs[0].metadata["root"], "/data");
+    }
+
+    #[test]
     fn json_lines_keep_good_records_and_name_the_bad_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "r.jsonl", b"{\"id\": \"a\", \"text\": \"alpha\", \"metadata\": {\"lang\": \"en\"}}\n\n{\"text\": \"beta\"}\n{oops\n{\"text\": 3}\n");
-        let got = read_file(&path, "sub/r.jsonl", Kind::JsonLines);
+        let got = read_file(&path, "sub/r.jsonl", None, Kind::JsonLines);
         let ids: Vec<&str> = got.docs.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["a", "sub/r.jsonl#3"]);
+        let beta = &got.docs[1];
+        assert_eq!(ids, ["a", format!("sub/r.jsonl#{}", &beta.sha256[..16]).as_str()]);
         assert_eq!(got.docs[0].metadata["lang"], "en");
         assert_eq!(got.docs[0].metadata["path"], "sub/r.jsonl");
         let problems: Vec<String> = got.problems.iter().map(|p| p.to_string()).collect();
@@ -240,12 +268,12 @@ mod tests {
     fn html_becomes_text_and_bad_utf8_is_a_problem() {
         let dir = tempfile::tempdir().unwrap();
         let html = write(dir.path(), "p.html", b"<html><head><style>p{}</style><script>var x;</script></head><body><h1>Title</h1><p>Hello <b>world</b></p></body></html>");
-        let got = read_file(&html, "p.html", Kind::Html);
+        let got = read_file(&html, "p.html", None, Kind::Html);
         let text = &got.docs[0].text;
         assert!(text.contains("Title") && text.contains("Hello world"), "{text:?}");
         assert!(!text.contains("var x") && !text.contains("p{}"), "{text:?}");
         let bad = write(dir.path(), "bad.txt", b"ok \xff\xfe");
-        let got = read_file(&bad, "bad.txt", Kind::Text);
+        let got = read_file(&bad, "bad.txt", None, Kind::Text);
         assert!(got.docs.is_empty());
         assert_eq!(got.problems[0].to_string(), "bad.txt: not UTF-8 text (invalid byte at offset 3)");
     }
@@ -279,11 +307,11 @@ mod tests {
     fn pdf_text_is_extracted_and_a_broken_pdf_is_a_problem() {
         let dir = tempfile::tempdir().unwrap();
         let good = write(dir.path(), "a.pdf", &tiny_pdf("Quarterly revenue grew by nine percent"));
-        let got = read_file(&good, "a.pdf", Kind::Pdf);
+        let got = read_file(&good, "a.pdf", None, Kind::Pdf);
         assert!(got.problems.is_empty(), "{:?}", got.problems);
         assert!(got.docs[0].text.contains("Quarterly revenue grew by nine percent"), "{:?}", got.docs[0].text);
         let broken = write(dir.path(), "b.pdf", b"%PDF-1.4 this is not really a pdf");
-        let got = read_file(&broken, "b.pdf", Kind::Pdf);
+        let got = read_file(&broken, "b.pdf", None, Kind::Pdf);
         assert!(got.docs.is_empty());
         assert!(got.problems[0].to_string().starts_with("b.pdf: cannot read the PDF"), "{:?}", got.problems);
     }
@@ -292,9 +320,9 @@ mod tests {
     fn the_hash_follows_the_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "a.md", b"# A\ntext");
-        let first = read_file(&path, "a.md", Kind::Text).docs[0].sha256.clone();
-        assert_eq!(read_file(&path, "a.md", Kind::Text).docs[0].sha256, first);
+        let first = read_file(&path, "a.md", None, Kind::Text).docs[0].sha256.clone();
+        assert_eq!(read_file(&path, "a.md", None, Kind::Text).docs[0].sha256, first);
         write(dir.path(), "a.md", b"# A\nnew text");
-        assert_ne!(read_file(&path, "a.md", Kind::Text).docs[0].sha256, first);
+        assert_ne!(read_file(&path, "a.md", None, Kind::Text).docs[0].sha256, first);
     }
 }

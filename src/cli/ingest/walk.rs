@@ -16,6 +16,9 @@ pub struct Found {
     pub relative: String,
     pub kind: Kind,
     pub bytes: u64,
+    /// The folder it was found under, absolute (`None` for a file named on the command line):
+    /// stored as `root` metadata, so `--prune` deletes only what that folder produced.
+    pub root: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -34,11 +37,12 @@ pub fn walk(roots: &[PathBuf], include: &[String], exclude: &[String]) -> Result
             // A file named on the command line is read whatever the globs say; its id is its name.
             let relative = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             match Kind::of(root) {
-                Some(kind) => walked.files.push(Found { path: root.clone(), relative, kind, bytes: metadata.len() }),
+                Some(kind) => walked.files.push(Found { path: root.clone(), relative, kind, bytes: metadata.len(), root: None }),
                 None => walked.problems.push(Problem { path: relative, place: None, message: "not a file type akidb reads (.jsonl .json .txt .md .html .pdf)".into() }),
             }
             continue;
         }
+        let absolute = std::fs::canonicalize(root).map_or_else(|_| root.display().to_string(), |p| p.display().to_string());
         let mut overrides = OverrideBuilder::new(root);
         for glob in include {
             overrides.add(glob).map_err(|e| format!("--include {glob}: {e}"))?;
@@ -71,10 +75,28 @@ pub fn walk(roots: &[PathBuf], include: &[String], exclude: &[String]) -> Result
             };
             let relative = relative_id(root, path);
             let bytes = entry.metadata().map_or(0, |m| m.len());
-            walked.files.push(Found { path: path.to_owned(), relative, kind, bytes });
+            walked.files.push(Found { path: path.to_owned(), relative, kind, bytes, root: Some(absolute.clone()) });
         }
     }
+    check_unique(&walked.files)?;
     Ok(walked)
+}
+
+/// Ids are paths relative to the root they were found under, so two roots can give two files
+/// the same id: that is refused, naming both, rather than letting one overwrite the other.
+fn check_unique(files: &[Found]) -> Result<(), String> {
+    let mut seen: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
+    for file in files {
+        if let Some(first) = seen.insert(&file.relative, &file.path) {
+            return Err(format!(
+                "{} and {} would both get the id '{}' (ids are paths relative to the folder given): ingest their common parent folder, or each into its own collection",
+                first.display(),
+                file.path.display(),
+                file.relative
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `path` relative to `root`, with `/` separators whatever the platform.
@@ -106,5 +128,19 @@ mod tests {
         assert_eq!(ids(&some), ["a.md", "docs/deep/c.html"]);
         let file = walk(&[root.join("docs/b.txt")], &[], &[]).unwrap();
         assert_eq!(ids(&file), ["b.txt"]);
+    }
+
+    #[test]
+    fn two_roots_giving_one_id_are_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["a", "b"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            std::fs::write(dir.path().join(sub).join("README.md"), sub).unwrap();
+        }
+        let err = walk(&[dir.path().join("a"), dir.path().join("b")], &[], &[]).unwrap_err();
+        assert!(err.contains("a/README.md") && err.contains("b/README.md") && err.contains("'README.md'"), "{err}");
+        // Their parent gives them distinct ids.
+        let parent = walk(&[dir.path().to_owned()], &[], &[]).unwrap();
+        assert_eq!(parent.files.iter().map(|f| f.relative.as_str()).collect::<Vec<_>>(), ["a/README.md", "b/README.md"]);
     }
 }
