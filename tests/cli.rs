@@ -74,7 +74,10 @@ fn a_folder_is_ingested_with_metadata_bad_files_are_named_and_a_rerun_skips_what
 
     let documents = all_documents(&server, "notes");
     let ids: Vec<&str> = documents.iter().map(|d| d["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["facts.jsonl#2", "guide.md", "notes/paris.txt", "notes/web/rust.html", "q1"]);
+    // A record without an id is named by its file and the first 16 hex digits of its hash.
+    let whales = documents.iter().find(|d| d["text"].as_str().unwrap().contains("Whales")).unwrap();
+    let whales_id = format!("facts.jsonl#{}", &whales["metadata"]["sha256"].as_str().unwrap()[..16]);
+    assert_eq!(ids, [whales_id.as_str(), "guide.md", "notes/paris.txt", "notes/web/rust.html", "q1"]);
     let guide = documents.iter().find(|d| d["id"] == "guide.md").unwrap();
     assert_eq!(guide["metadata"]["path"], "guide.md");
     assert_eq!(guide["metadata"]["bytes"], 62);
@@ -96,7 +99,7 @@ fn a_folder_is_ingested_with_metadata_bad_files_are_named_and_a_rerun_skips_what
     let lines = akidb(&server, &["search", "-c", "notes", "whales", "--json", "--mode", "lexical", "--where", "{\"path\": \"facts.jsonl\"}"]);
     let hits: Vec<Value> = stdout(&lines).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(hits.len(), 1, "{hits:?}");
-    assert_eq!(hits[0]["id"], "facts.jsonl#2");
+    assert_eq!(hits[0]["id"], whales_id.as_str());
     let listed = stdout(&akidb(&server, &["collections", "list"]));
     assert!(listed.lines().any(|l| l.starts_with("notes") && l.contains(" 5 ")), "{listed}");
 
@@ -112,6 +115,59 @@ fn a_folder_is_ingested_with_metadata_bad_files_are_named_and_a_rerun_skips_what
     assert_eq!(count["count"], 2);
     let deleted = stdout(&akidb(&server, &["collections", "delete", "notes"]));
     assert_eq!(deleted.trim(), "deleted collection 'notes' and its 5 documents");
+}
+
+/// Issue 18, item 11. Before: `a/README.md` and `b/README.md` given as two roots both got the id
+/// `README.md` (4 sent, 3 stored, each re-run flipping the text), and a line added at the top of
+/// a .jsonl moved every `path#N` id (a re-run stored every later record twice).
+#[test]
+fn ingest_ids_never_collide_do_not_move_and_prune_removes_what_is_gone() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path();
+    write(root, "a/README.md", b"# A\n\nthe first readme\n");
+    write(root, "b/README.md", b"# B\n\nthe second readme\n");
+    let (a, b) = (root.join("a"), root.join("b"));
+    let clash = akidb(&server, &["ingest", a.to_str().unwrap(), b.to_str().unwrap(), "-c", "ids", "--create"]);
+    let message = String::from_utf8_lossy(&clash.stderr).into_owned() + &stdout(&clash);
+    assert!(!clash.status.success(), "{message}");
+    assert!(message.contains("a/README.md") && message.contains("b/README.md") && message.contains("'README.md'"), "{message}");
+    assert_eq!(all_documents(&server, "ids").len(), 0, "nothing is sent when ids collide");
+    // Records with an explicit id given by two files: the second is refused, naming the first.
+    write(root, "c/one.jsonl", b"{\"id\": \"same\", \"text\": \"from one\"}\n");
+    write(root, "c/two.jsonl", b"{\"id\": \"same\", \"text\": \"from two\"}\n");
+    let c = root.join("c");
+    let twice = akidb(&server, &["ingest", c.to_str().unwrap(), "-c", "ids"]);
+    let summary = stdout(&twice);
+    assert!(!twice.status.success() && summary.contains("id 'same' was already given by") && summary.contains("one.jsonl"), "{summary}");
+    assert_eq!(server.get("/collections/ids/documents/same").1["text"], "from one");
+
+    // Ids without an explicit id do not move when a line is added at the top.
+    let records = root.join("records");
+    write(&records, "r.jsonl", b"{\"text\": \"alpha\"}\n{\"text\": \"beta\"}\n");
+    write(&records, "notes/old.md", b"an old note\n");
+    assert!(akidb(&server, &["ingest", records.to_str().unwrap(), "-c", "rec", "--create"]).status.success());
+    let before: HashSet<String> = all_documents(&server, "rec").iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    write(&records, "r.jsonl", b"{\"text\": \"zero\"}\n{\"text\": \"alpha\"}\n{\"text\": \"beta\"}\n");
+    let rerun = stdout(&akidb(&server, &["ingest", records.to_str().unwrap(), "-c", "rec"]));
+    assert!(rerun.contains("1 documents sent") && rerun.contains("3 unchanged skipped"), "{rerun}");
+    let after: HashSet<String> = all_documents(&server, "rec").iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(after.len(), 4);
+    assert!(before.is_subset(&after));
+
+    // --prune: a deleted file's document and an edited-away record go; another root's stay.
+    write(&records, "r.jsonl", b"{\"text\": \"zero\"}\n{\"text\": \"alpha, edited\"}\n{\"text\": \"beta\"}\n");
+    std::fs::remove_file(records.join("notes/old.md")).unwrap();
+    let other = root.join("other");
+    write(&other, "keep.md", b"another folder's note\n");
+    assert!(akidb(&server, &["ingest", other.to_str().unwrap(), "-c", "rec"]).status.success());
+    let pruned = akidb(&server, &["ingest", records.to_str().unwrap(), "-c", "rec", "--prune"]);
+    let summary = stdout(&pruned);
+    assert!(pruned.status.success(), "{summary}");
+    assert!(summary.contains("2 pruned"), "{summary}");
+    let texts: HashSet<String> = all_documents(&server, "rec").iter().map(|d| d["text"].as_str().unwrap().trim().to_owned()).collect();
+    assert_eq!(texts, ["zero", "alpha, edited", "beta", "another folder's note"].into_iter().map(str::to_owned).collect::<HashSet<_>>());
 }
 
 #[test]

@@ -200,6 +200,43 @@ fn api_key_guards_everything_but_the_probes() {
     let (status, headers, _) = server.raw("GET", "/collections", None, &[]);
     assert_eq!(status, 401);
     assert!(headers.iter().any(|(k, v)| k == "www-authenticate" && v == "Bearer"));
+    // A key already keeps other origins' pages out: any Host is answered.
+    assert_eq!(server.request("GET", "/collections", None, &[("Host", "evil.example"), ("Authorization", "Bearer s3cret")]).0, 200);
+}
+
+/// Issue 18, item 12. Before: with no key, a request for `Host: evil.example` (a page whose name
+/// was rebound to 127.0.0.1) was answered in full. Now only loopback names, the bound address
+/// and --allowed-hosts are answered; the page may not be framed and loads nothing foreign.
+#[test]
+fn without_a_key_only_local_host_names_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--allowed-hosts", "akidb.lan"]);
+    assert_eq!(server.post("/collections", &json!({"name": "secret", "dims": 2})).0, 201);
+    for host in ["evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example"] {
+        let response = server.request("GET", "/collections", None, &[("Host", host)]);
+        assert_error(&response, 403, "host_not_allowed", "--allowed-hosts");
+        assert_error(&server.request("DELETE", "/collections/secret", None, &[("Host", host)]), 403, "host_not_allowed", "");
+        assert_eq!(server.request("GET", "/", None, &[("Host", host)]).0, 403, "the page too");
+    }
+    for host in ["localhost", "LOCALHOST:6333", "127.0.0.1:1", "[::1]:8080", "akidb.lan", "app.localhost"] {
+        assert_eq!(server.request("GET", "/collections", None, &[("Host", host)]).0, 200, "{host}");
+    }
+    assert_eq!(server.get("/collections/secret").0, 200, "nothing was dropped");
+    let (status, headers, _) = server.raw("GET", "/", None, &[]);
+    assert_eq!(status, 200);
+    let csp = headers.iter().find(|(k, _)| k == "content-security-policy").map(|(_, v)| v.as_str()).unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+}
+
+/// Issue 18, item 13. Before: started outside the repository, `akidb serve` could not find its
+/// default model ("model 'minilm-l6-v2' not found"). Now it looks beside the binary too.
+#[test]
+fn serve_started_elsewhere_finds_its_default_model_and_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), &dir.path().join("data"), &[], &[]);
+    let (status, models) = server.get("/v1/models");
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "minilm-l6-v2");
 }
 
 #[test]

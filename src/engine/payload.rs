@@ -466,4 +466,26 @@ mod tests {
         assert!(!index.accepts(&plan, 0));
         assert_eq!(index.documents(), 4);
     }
+
+    /// Issue 18, item 8. Two exclusive halves: before, `$and` was estimated by its smaller side
+    /// (50 %), so the planner chose a post-filtered walk that nothing passed and then a filtered
+    /// walk over the whole graph. The estimate is now the real intersection (0), which the exact
+    /// path answers at once; `$in` counts a repeated value once.
+    #[test]
+    fn and_is_estimated_by_the_real_intersection_and_in_counts_values_once() {
+        let mut index = PayloadIndex::default();
+        let (a, b) = (json!({"a": "x"}), json!({"b": "y"}));
+        for point in 0..100_000u64 {
+            index.insert(&[point], if point % 2 == 0 { a.as_object().unwrap() } else { b.as_object().unwrap() });
+        }
+        let plan = |f: serde_json::Value| Plan::compile(&Filter::parse(&f).unwrap());
+        let disjoint = plan(json!({"a": "x", "b": "y"}));
+        assert_eq!(index.estimate(&disjoint, u64::MAX), 0);
+        assert_eq!(index.estimate(&plan(json!({"a": "x", "b": {"$ne": "y"}})), u64::MAX), 50_000);
+        assert_eq!(index.estimate(&plan(json!({"a": {"$in": ["x", "x", "x"]}})), u64::MAX), 50_000);
+        let many: Vec<String> = (0..5_000).map(|i| format!("v{i}")).chain(["x".to_owned()]).collect();
+        let wide = plan(json!({"a": {"$in": many}}));
+        assert_eq!(index.estimate(&wide, u64::MAX), 50_000);
+        assert!(index.accepts(&wide, 0) && !index.accepts(&wide, 1));
+    }
 }

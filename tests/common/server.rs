@@ -22,11 +22,16 @@ impl Server {
 
     /// `start` with extra environment variables (e.g. FAILPOINTS for builds with failpoints).
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_in(&super::repo(), data_dir, extra, env)
+    }
+
+    /// `start_with_env` from the working directory `cwd`.
+    pub fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
             .args(["serve", "--port", "0", "--device", "cpu", "--log", "warn", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .current_dir(super::repo())
+            .current_dir(cwd)
             .env_remove("AKIDB_API_KEY")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -69,7 +74,10 @@ impl Server {
         let mut stream = TcpStream::connect(&self.address).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(300))).expect("timeout");
         let body = body.unwrap_or_default();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.address, body.len());
+        let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: {}\r\n", self.address));
+        }
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) && !body.is_empty() {
             head.push_str("Content-Type: application/json\r\n");
         }
