@@ -262,3 +262,44 @@ fn lexical_queries_are_bounded() {
     let repeated = "alpha ".repeat(20_000);
     assert_eq!(collection.lexical(&repeated, 10, None).unwrap().len(), 1);
 }
+
+/// Item 2. A collection on hnsw_rs (as every collection migrated from an older store is) is
+/// rebuilt onto usearch online: writes made during the build are caught up (without stalling
+/// writers for the build), searches go on, and the new backend survives a restart.
+#[test]
+fn an_hnsw_rs_collection_is_rebuilt_onto_usearch_online_and_stays_there() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(dir.path()).unwrap());
+    let mut config = vector_collection("legacy", DIMS, Metric::Cosine);
+    config.backend = IndexBackend::HnswRs;
+    let collection = engine.create_collection(config).unwrap();
+    collection.upsert(docs(0..1_000)).unwrap();
+    collection.delete(&["doc-1".into()]).unwrap();
+    let built = Hold::at("collection.rebuild.built");
+    let rebuilder = collection.clone();
+    let rebuilding = std::thread::spawn(move || rebuilder.rebuild_on(IndexBackend::Usearch));
+    built.wait_reached();
+    // The new graph is built; the old one serves, and writes go on (more than the last catch-up).
+    let writer = collection.clone();
+    finishes_within(Duration::from_secs(30), "writes during a rebuild", move || {
+        for start in (1_000..1_600).step_by(100) {
+            writer.upsert(docs(start..start + 100)).unwrap();
+        }
+        writer.delete(&["doc-2".into(), "doc-1500".into()]).unwrap();
+    });
+    assert_eq!(collection.backend(), IndexBackend::HnswRs);
+    assert_eq!(ids(&collection.search(&vector_for(1_200), 1, None, None).unwrap()), ["doc-1200"]);
+    built.release();
+    rebuilding.join().unwrap().unwrap();
+    assert_eq!(collection.backend(), IndexBackend::Usearch);
+    let live: Vec<u64> = (0..1_600).filter(|n| ![1, 2, 1500].contains(n)).collect();
+    assert_whole(&collection, live.iter().copied(), "after the rebuild");
+    drop((collection, engine));
+    let engine = Engine::open(dir.path()).unwrap();
+    let collection = engine.collection("legacy").unwrap();
+    assert_eq!(collection.backend(), IndexBackend::Usearch, "the backend is recorded in the config");
+    assert_eq!(engine.store().collection("legacy").unwrap().unwrap().backend, IndexBackend::Usearch);
+    assert_whole(&collection, live, "after reopening");
+    scenario.teardown();
+}

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(embeddings::list_models))
         .routes(routes!(collections::create_collection, collections::list_collections))
         .routes(routes!(collections::get_collection, collections::delete_collection))
+        .routes(routes!(collections::rebuild_collection))
         .routes(routes!(documents::add_documents, documents::list_documents))
         .routes(routes!(documents::count_documents))
         .routes(routes!(documents::delete_documents))

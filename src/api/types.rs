@@ -230,6 +230,20 @@ pub struct Deleted {
     pub deleted: usize,
 }
 
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    /// The backend to rebuild the graph on (default: usearch, the default backend).
+    pub backend: Option<BackendName>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RebuildStarted {
+    pub name: String,
+    /// The backend the graph is being rebuilt on.
+    pub backend: BackendName,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct CollectionDeleted {
     /// Collections deleted: 1.

@@ -69,6 +69,8 @@ pub struct Collection {
     /// Held by a dump or a compaction for its whole run: they replace or read the whole graph.
     maintenance: Mutex<()>,
     compacting: AtomicBool,
+    /// The graph's backend: the config's, until `rebuild_on` moves the collection to another.
+    backend: Mutex<IndexBackend>,
     /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
     dumped: Mutex<Option<(PointId, usize, usize)>>,
 }
@@ -158,7 +160,8 @@ impl Collection {
             }
         };
         let tombstones = dead_points(&*graph, &live);
-        let graph = LiveGraph::new(graph, tombstones, config.metric, quantized(&config));
+        let graph = LiveGraph::new(graph, tombstones, config.metric, quantized(config.backend));
+        let config_backend = config.backend;
         let mut payload = PayloadIndex::default();
         for document in store.documents(&id, None)? {
             let document = document?;
@@ -177,6 +180,7 @@ impl Collection {
             writer: Mutex::new(()),
             maintenance: Mutex::new(()),
             compacting: AtomicBool::new(false),
+            backend: Mutex::new(config_backend),
             dumped: Mutex::new(None),
         })
     }
@@ -522,7 +526,7 @@ impl Collection {
 
     /// Whether the graph holds f16 / i8 vectors (its distances are approximate).
     fn quantized(&self) -> bool {
-        quantized(&self.config)
+        quantized(self.backend())
     }
 
     /// Exact distances from the store's f32 vectors for `hits`, best `k` first.
@@ -610,28 +614,84 @@ impl Collection {
         }
     }
 
-    /// Rebuilds the graph from the store's live points and swaps it in. Writes continue while the
-    /// bulk of the graph is built; they are blocked only for the catch-up and the swap.
+    /// Rebuilds the graph from the store's live points and swaps it in (a compaction). Writes
+    /// and searches continue while the graph is built and caught up; writers wait only for the
+    /// last few points and the swap.
     pub fn compact(&self) -> Result<(), EngineError> {
+        self.rebuild_graph(self.backend())
+    }
+
+    /// Rebuilds the graph on `backend` (online: searches use the old graph until the swap) and
+    /// records the backend in the collection's config; the new graph is dumped at once. How a
+    /// collection migrated from an older store (hnsw_rs) moves to the default backend.
+    pub fn rebuild_on(&self, backend: IndexBackend) -> Result<(), EngineError> {
+        index::validate_spec(&IndexSpec { backend, ..self.spec() })?;
+        self.rebuild_graph(backend)?;
+        self.dump()
+    }
+
+    fn rebuild_graph(&self, backend: IndexBackend) -> Result<(), EngineError> {
+        /// Points written meanwhile that are inserted under `writer`; more are caught up first.
+        const CATCH_UP_UNDER_WRITER: u64 = 256;
         let _maintenance = self.maintenance.lock();
-        let name = self.id().to_owned();
-        let snapshot_next = {
-            let _writer = self.writer.lock();
-            self.store.next_point(&name)?
-        };
+        let id = self.id().to_owned();
         let started = std::time::Instant::now();
-        let vectors: Vec<(PointId, Vec<f32>)> = self.store.vectors_after(&name, None)?.into_iter().filter(|(p, _)| *p < snapshot_next).collect();
-        let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(&IndexSpec::of(&self.config), vectors.len())?);
+        let vectors = self.store.vectors_after(&id, None)?;
+        let mut covered = vectors.last().map_or(0, |(p, _)| p + 1);
+        let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(&IndexSpec { backend, ..self.spec() }, vectors.len())?);
         fresh.insert(&vectors);
         drop(vectors);
+        fail::fail_point!("collection.rebuild.built");
+        // What was written during the build, without `writer` while it is much: a graph that
+        // takes seconds to build would otherwise stall writers for seconds (hnsw_rs: 12.5 s).
+        while self.store.next_point(&id)?.saturating_sub(covered) > CATCH_UP_UNDER_WRITER {
+            let newer = self.store.vectors_after(&id, covered.checked_sub(1))?;
+            covered = newer.last().map_or(covered, |(p, _)| p + 1);
+            fresh.insert(&newer);
+        }
         let _writer = self.writer.lock();
-        fresh.insert(&self.store.vectors_after(&name, snapshot_next.checked_sub(1))?);
-        let live: HashSet<PointId> = self.store.live_points(&name)?.into_iter().collect();
+        fresh.insert(&self.store.vectors_after(&id, covered.checked_sub(1))?);
+        let live: HashSet<PointId> = self.store.live_points(&id)?.into_iter().collect();
         let tombstones = dead_points(&*fresh, &live);
         let after = fresh.len();
-        let before = self.graph.swap(fresh, tombstones);
-        tracing::info!(collection = %self.name(), before, after, seconds = started.elapsed().as_secs_f32(), "index compacted");
+        if backend != self.backend() {
+            self.store.set_backend(&id, backend).map_err(|e| self.named(e))?;
+            *self.backend.lock() = backend;
+        }
+        let before = self.graph.swap(fresh, tombstones, quantized(backend));
+        tracing::info!(collection = %self.name(), before, after, backend = backend.as_str(), seconds = started.elapsed().as_secs_f32(), "graph rebuilt from the store");
         Ok(())
+    }
+
+    /// Starts `rebuild_on(backend)` on a background thread at background priority; `false` when a
+    /// compaction or a rebuild is already running (its end shows in `stats().compacting`).
+    pub fn start_rebuild(self: &Arc<Self>, backend: IndexBackend) -> Result<bool, EngineError> {
+        index::validate_spec(&IndexSpec { backend, ..self.spec() })?;
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let collection = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name(format!("akidb-rebuild-{}", self.name())).spawn(move || {
+            super::run_as_background_thread();
+            if let Err(err) = collection.rebuild_on(backend) {
+                tracing::error!(collection = %collection.name(), %err, "graph rebuild failed; the old graph stays in force");
+            }
+            collection.compacting.store(false, Ordering::Release);
+        });
+        if let Err(err) = spawned {
+            self.compacting.store(false, Ordering::Release);
+            return Err(EngineError::Index(index::IndexError::Io { path: self.index_dir.clone(), source: err }));
+        }
+        Ok(true)
+    }
+
+    /// The graph backend in force (the config's, until a rebuild moves the collection).
+    pub fn backend(&self) -> IndexBackend {
+        *self.backend.lock()
+    }
+
+    fn spec(&self) -> IndexSpec {
+        IndexSpec { backend: self.backend(), ..IndexSpec::of(&self.config) }
     }
 
     /// Dumps the graph atomically with the watermark it covers, unless nothing changed since the
@@ -656,7 +716,7 @@ impl Collection {
             // this flush makes all of them durable before a dump can claim them.
             self.store.flush()?;
             fail::fail_point!("collection.dump.frozen");
-            dump::save(&*graph, &self.index_dir, watermark, &IndexSpec::of(&self.config))?;
+            dump::save(&*graph, &self.index_dir, watermark, &self.spec())?;
             Ok(())
         })();
         self.graph.thaw();
@@ -757,7 +817,7 @@ fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<d
     Ok(Arc::from(graph))
 }
 
-/// Whether a collection's graph holds f16 / i8 vectors (its distances are approximate).
-fn quantized(config: &CollectionConfig) -> bool {
-    matches!(config.backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
+/// Whether a backend's graph holds f16 / i8 vectors (its distances are approximate).
+fn quantized(backend: IndexBackend) -> bool {
+    matches!(backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
 }

@@ -49,7 +49,7 @@ pub(super) struct LiveGraph {
     state: RwLock<State>,
     metric: Metric,
     /// f16 / i8 graphs: their distances are approximate, so side hits are not merged by distance.
-    quantized: bool,
+    quantized: std::sync::atomic::AtomicBool,
 }
 
 /// What the graph holds, for stats and the recovery checks.
@@ -62,7 +62,7 @@ pub(super) struct GraphCounts {
 
 impl LiveGraph {
     pub fn new(graph: Arc<dyn VectorIndex>, tombstones: HashSet<PointId>, metric: Metric, quantized: bool) -> Self {
-        LiveGraph { state: RwLock::new(State { graph, phase: Phase::Open, side: BTreeMap::new(), tombstones }), metric, quantized }
+        LiveGraph { state: RwLock::new(State { graph, phase: Phase::Open, side: BTreeMap::new(), tombstones }), metric, quantized: quantized.into() }
     }
 
     /// The graph in force (exact scans read vectors from it; dumps write it).
@@ -170,12 +170,13 @@ impl LiveGraph {
     }
 
     /// Replaces the graph (a compaction or a rebuild). Under the collection's writer, outside a dump.
-    pub fn swap(&self, graph: Arc<dyn VectorIndex>, tombstones: HashSet<PointId>) -> usize {
+    pub fn swap(&self, graph: Arc<dyn VectorIndex>, tombstones: HashSet<PointId>, quantized: bool) -> usize {
         let mut state = self.state.write();
         debug_assert_eq!(state.phase, Phase::Open);
         let before = state.graph.len();
         state.graph = graph;
         state.tombstones = tombstones;
+        self.quantized.store(quantized, std::sync::atomic::Ordering::Release);
         before
     }
 
@@ -223,7 +224,7 @@ impl LiveGraph {
         // A point being moved may be in both: the graph's copy is dropped for the side's (exact).
         let written: Vec<Hit> = written.into_iter().filter(|h| !seen.contains(&h.point)).collect();
         hits.extend(written);
-        if self.quantized {
+        if self.quantized.load(std::sync::atomic::Ordering::Acquire) {
             // Not on one scale: the caller rescores every candidate with the stored f32 vectors.
             return hits;
         }

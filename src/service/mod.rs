@@ -261,6 +261,14 @@ impl Service {
         .await
     }
 
+    /// Rebuilds a collection's graph from the store on `backend` (default: the default backend)
+    /// in the background: searches use the old graph until the swap. `Ok(false)`: one is running.
+    pub fn rebuild_collection(&self, name: &str, backend: Option<crate::domain::IndexBackend>) -> Result<(crate::domain::IndexBackend, bool), ServiceError> {
+        let backend = backend.unwrap_or_default();
+        let started = self.collection(name)?.start_rebuild(backend)?;
+        Ok((backend, started))
+    }
+
     /// A document, with its passages' vectors when asked.
     pub async fn get_document_with(&self, collection: &str, id: &str, vectors: bool) -> Result<(crate::domain::Document, Option<Vec<Vec<f32>>>), ServiceError> {
         let collection = self.collection(collection)?;

@@ -50,6 +50,8 @@ pub trait DocumentStore: Send + Sync {
     /// transaction; its trees are dropped after, and collected at open if a crash came between);
     /// false if it did not exist.
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError>;
+    /// Records the graph backend a collection (by id) is now indexed with; durable on return.
+    fn set_backend(&self, collection: &str, backend: IndexBackend) -> Result<(), StoreError>;
 
     /// Inserts or replaces documents atomically, all of them or none: a replaced document's old
     /// passages go in the same transaction as its new ones are written.

@@ -16,7 +16,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use super::codec::{decode, encode, vector_from_bytes, vector_to_bytes, DocRecord, PassageRecord};
 use super::group_commit::GroupCommit;
-use super::{migrations, CollectionConfig, Document, DocumentStore, NewDocument, Passage, PassageOf, PointId, StoreError, Written};
+use super::{migrations, CollectionConfig, Document, DocumentStore, IndexBackend, NewDocument, Passage, PassageOf, PointId, StoreError, Written};
 
 pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 /// sled's page cache. Its own default (1 GiB) fills with every page written: 400k documents of
@@ -201,6 +201,24 @@ impl DocumentStore for SledStore {
 
     fn collections(&self) -> Result<Vec<CollectionConfig>, StoreError> {
         self.collections.iter().values().map(|bytes| decode(&bytes?, COLLECTIONS)).collect()
+    }
+
+    fn set_backend(&self, collection: &str, backend: IndexBackend) -> Result<(), StoreError> {
+        for entry in self.collections.iter() {
+            let (name, bytes) = entry?;
+            let mut config: CollectionConfig = decode(&bytes, COLLECTIONS)?;
+            if config.id != collection {
+                continue;
+            }
+            config.backend = backend;
+            // Only if the record is still this collection's (not dropped or re-created meanwhile).
+            let swapped = self.collections.compare_and_swap(&name, Some(bytes), Some(encode(&config)))?;
+            if swapped.is_err() {
+                return Err(StoreError::CollectionNotFound(collection.to_owned()));
+            }
+            return self.flush();
+        }
+        Err(StoreError::CollectionNotFound(collection.to_owned()))
     }
 
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError> {

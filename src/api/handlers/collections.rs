@@ -10,7 +10,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{BackendName, ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName};
+use crate::api::types::{BackendName, ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName, RebuildRequest, RebuildStarted};
 use crate::domain::{Chunking, IndexBackend, Metric};
 use crate::engine::Collection;
 use crate::service::{ChunkingChoice, NewCollection};
@@ -62,7 +62,7 @@ pub fn info(collection: &Collection) -> CollectionInfo {
         created_at_ms: config.created_at_ms,
         documents: stats.documents,
         passages: stats.passages,
-        index: IndexInfo { backend: backend_name(config.backend), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
+        index: IndexInfo { backend: backend_name(collection.backend()), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
     }
 }
 
@@ -108,6 +108,23 @@ pub async fn list_collections(State(state): State<Arc<AppState>>) -> Result<Json
 pub async fn get_collection(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<CollectionInfo>, ApiError> {
     let collection = state.loaded()?.collection(&name)?;
     Ok(Json(info(&collection)))
+}
+
+#[utoipa::path(post, path = "/collections/{name}/rebuild", tag = "collections", summary = "Rebuild the graph from the store, on another backend if asked",
+    description = "Starts an online rebuild of the collection's ANN graph from its stored vectors (never a re-embedding): searches and writes go on against the old graph until the new one is swapped in, and the backend is recorded in the collection's config. How a collection migrated from an older store (hnsw_rs) moves to the default backend. `GET /collections/{name}` shows `index.compacting` until it ends, then the new `index.backend`.",
+    params(("name" = String, Path)), request_body = RebuildRequest,
+    responses((status = 202, description = "The rebuild started", body = RebuildStarted), (status = 400, description = "A backend the collection's metric cannot use", body = ErrorBody),
+              (status = 404, description = "No such collection", body = ErrorBody), (status = 409, description = "A compaction or rebuild is already running", body = ErrorBody)))]
+pub async fn rebuild_collection(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<RebuildRequest>,
+) -> Result<(StatusCode, Json<RebuildStarted>), ApiError> {
+    let (backend, started) = state.loaded()?.rebuild_collection(&name, request.backend.map(backend_from))?;
+    if !started {
+        return Err(ApiError::new(StatusCode::CONFLICT, "rebuild_running", format!("collection '{name}' is already being compacted or rebuilt; try again when index.compacting is false")));
+    }
+    Ok((StatusCode::ACCEPTED, Json(RebuildStarted { name, backend: backend_name(backend) })))
 }
 
 #[utoipa::path(delete, path = "/collections/{name}", tag = "collections", summary = "Delete a collection and its documents", params(("name" = String, Path)),
