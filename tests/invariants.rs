@@ -303,3 +303,50 @@ fn an_hnsw_rs_collection_is_rebuilt_onto_usearch_online_and_stays_there() {
     assert_whole(&collection, live, "after reopening");
     scenario.teardown();
 }
+
+/// Item 10: paging for ids and metadata never reads texts; the answers agree with a full read.
+#[test]
+fn pages_without_text_carry_the_same_ids_metadata_and_passages() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let collection = engine.create_collection(vector_collection("heads", DIMS, Metric::Cosine)).unwrap();
+    collection.upsert((0..30).map(|n| text_doc(n, &"long text ".repeat(1_000))).collect()).unwrap();
+    let (full, more) = collection.page(None, 50, None, true).unwrap();
+    let (heads, more_heads) = collection.page(None, 50, None, false).unwrap();
+    assert_eq!((full.len(), more), (30, false));
+    assert_eq!(more_heads, more);
+    for (full, head) in full.iter().zip(&heads) {
+        assert_eq!((&full.id, &full.metadata, &full.passages), (&head.id, &head.metadata, &head.passages));
+        assert!(head.text.is_empty() && !full.text.is_empty());
+    }
+    let head = collection.get_head("doc-3").unwrap().unwrap();
+    assert_eq!(head.metadata, collection.get("doc-3").unwrap().unwrap().metadata);
+}
+
+/// Item 13. Before: one collection's failed dump stopped the dumps of the rest (`dump_all`
+/// returned early), and a rebuilt lexical index held an empty document for every vector-only
+/// passage (its count differed from the one before the rebuild).
+#[test]
+fn one_failed_dump_does_not_stop_the_others_and_lexical_rebuilds_skip_vector_only_passages() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let first = engine.create_collection(vector_collection("a-first", DIMS, Metric::Cosine)).unwrap();
+    let second = engine.create_collection(vector_collection("b-second", DIMS, Metric::Cosine)).unwrap();
+    first.upsert(docs(0..10)).unwrap();
+    second.upsert(docs(0..10)).unwrap();
+    second.upsert((10..15).map(|n| text_doc(n, &format!("words of {n}"))).collect()).unwrap();
+    fail::cfg("collection.dump.frozen", "1*return").unwrap();
+    assert!(engine.dump_all().is_err(), "the failure is reported");
+    fail::remove("collection.dump.frozen");
+    assert!(!first.index_dir().join("CURRENT").exists(), "the first collection's dump failed");
+    assert!(second.index_dir().join("CURRENT").exists(), "the second collection was dumped all the same");
+    assert_eq!(second.stats().lexical_passages, 5, "only passages with text are in the lexical index");
+    let lexical_dir = second.index_dir().join("lexical");
+    drop((first, second, engine));
+    std::fs::remove_dir_all(&lexical_dir).unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let second = engine.collection("b-second").unwrap();
+    assert_eq!(second.stats().lexical_passages, 5, "a rebuilt lexical index holds the same passages");
+    scenario.teardown();
+}

@@ -163,7 +163,7 @@ impl Collection {
         let graph = LiveGraph::new(graph, tombstones, config.metric, quantized(config.backend));
         let config_backend = config.backend;
         let mut payload = PayloadIndex::default();
-        for document in store.documents(&id, None)? {
+        for document in store.documents(&id, None, false)? {
             let document = document?;
             let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
             payload.insert(&points, &document.metadata);
@@ -421,12 +421,18 @@ impl Collection {
         self.store.get(self.id(), id).map_err(|e| self.named(e))
     }
 
+    /// `get` without the text (left empty, never read): for answers that carry metadata only.
+    pub fn get_head(&self, id: &str) -> Result<Option<Document>, EngineError> {
+        self.store.get_head(self.id(), id).map_err(|e| self.named(e))
+    }
+
     /// Up to `limit` documents after the id `after`, in id order, that `filter` matches; and
     /// whether documents remain past the last one returned. A selective filter reads through the
     /// store until it finds `limit` matches (the metadata cache is keyed by point, not id).
-    pub fn page(&self, after: Option<&[u8]>, limit: usize, filter: Option<&Filter>) -> Result<(Vec<Document>, bool), EngineError> {
+    /// Without `with_text`, the documents' texts are neither read nor returned (left empty).
+    pub fn page(&self, after: Option<&[u8]>, limit: usize, filter: Option<&Filter>, with_text: bool) -> Result<(Vec<Document>, bool), EngineError> {
         let mut page = Vec::with_capacity(limit.min(1024));
-        let documents = self.store.documents(self.id(), after).map_err(|e| self.named(e))?;
+        let documents = self.store.documents(self.id(), after, with_text).map_err(|e| self.named(e))?;
         for document in documents {
             let document = document.map_err(|e| self.named(e))?;
             if filter.is_some_and(|f| !f.matches(&document.metadata)) {
@@ -715,7 +721,10 @@ impl Collection {
             // Every point below the watermark was written by a store call that has returned, so
             // this flush makes all of them durable before a dump can claim them.
             self.store.flush()?;
-            fail::fail_point!("collection.dump.frozen");
+            fail::fail_point!("collection.dump.frozen", |_| Err(EngineError::Index(index::IndexError::BadDump {
+                path: self.index_dir.clone(),
+                reason: "failpoint: dump failed".into()
+            })));
             dump::save(&*graph, &self.index_dir, watermark, &self.spec())?;
             Ok(())
         })();

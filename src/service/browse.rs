@@ -31,15 +31,16 @@ fn decode_cursor(cursor: &str) -> Result<Vec<u8>, ServiceError> {
 }
 
 impl Service {
-    /// Up to `limit` documents after `cursor`, in id order, that `filter` matches.
-    pub async fn list_documents(&self, collection: &str, cursor: Option<&str>, limit: usize, filter: Option<Filter>) -> Result<Page, ServiceError> {
+    /// Up to `limit` documents after `cursor`, in id order, that `filter` matches; their texts
+    /// only `with_text` (else left empty, never read: paging for ids and metadata is cheap).
+    pub async fn list_documents(&self, collection: &str, cursor: Option<&str>, limit: usize, filter: Option<Filter>, with_text: bool) -> Result<Page, ServiceError> {
         if limit == 0 || limit > self.limits.max_k {
             return Err(ServiceError::Invalid { code: "invalid_limit", message: format!("limit must be 1..={}, got {limit}", self.limits.max_k) });
         }
         let after = cursor.map(decode_cursor).transpose()?;
         let collection = self.collection(collection)?;
         blocking(move || {
-            let (documents, more) = collection.page(after.as_deref(), limit, filter.as_ref())?;
+            let (documents, more) = collection.page(after.as_deref(), limit, filter.as_ref(), with_text)?;
             let next_cursor = if more { documents.last().map(|d| encode_cursor(&d.id)) } else { None };
             Ok(Page { documents, next_cursor })
         })

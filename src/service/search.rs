@@ -346,7 +346,9 @@ fn fetch(collection: &Collection, query: &SearchQuery, ranked: Vec<(Candidate, f
     let mut hits = Vec::with_capacity(ranked.len());
     for (candidate, score) in ranked {
         // Deleted between the search and this read: skipped.
-        let Some(document) = collection.get(&candidate.document)? else { continue };
+        // The text is read only when the answer carries it.
+        let document = if query.include_text { collection.get(&candidate.document)? } else { collection.get_head(&candidate.document)? };
+        let Some(document) = document else { continue };
         let vector = if query.include_vector { collection.vectors_of(&[candidate.point])?.pop().map(|(_, v)| v) } else { None };
         hits.push(SearchHit {
             text: query.include_text.then(|| candidate.span.slice(&document.text).to_owned()),

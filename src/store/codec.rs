@@ -15,6 +15,23 @@ pub(crate) struct DocRecord {
     pub passages: Vec<(u64, Span)>,
 }
 
+/// A `DocRecord` read without copying or checking its text: the metadata-only path (paging,
+/// counting, building the payload index at open). Same bytes: a string is its length and bytes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DocHead<'a> {
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    pub text: &'a [u8],
+    pub metadata: String,
+    pub passages: Vec<(u64, Span)>,
+}
+
+pub(crate) fn decode_head<'a>(bytes: &'a [u8], tree: &str) -> Result<DocHead<'a>, StoreError> {
+    bincode::serde::borrow_decode_from_slice(bytes, bincode::config::standard())
+        .map(|(value, _)| value)
+        .map_err(|e| StoreError::Corrupt { tree: tree.to_owned(), message: e.to_string() })
+}
+
 /// A passage as it lies in the `passages` tree (keyed by point id, big-endian).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PassageRecord {
@@ -56,6 +73,9 @@ mod tests {
         let record = DocRecord { text: "héllo".into(), metadata: "{\"a\":1}".into(), passages: vec![(7, Span { start: 0, end: 5 })] };
         let back: DocRecord = decode(&encode(&record), "documents").unwrap();
         assert_eq!(back, record);
+        let bytes = encode(&record);
+        let head = decode_head(&bytes, "documents").unwrap();
+        assert_eq!((head.text, head.metadata.as_str(), head.passages.as_slice()), ("héllo".as_bytes(), "{\"a\":1}", record.passages.as_slice()));
         let passage = PassageRecord { document: "d".into(), index: 0, span: Span { start: 0, end: 5 }, vector: vector_to_bytes(&[1.5, -0.25]) };
         let back: PassageRecord = decode(&encode(&passage), "passages").unwrap();
         assert_eq!(vector_from_bytes(&back.vector).unwrap(), vec![1.5, -0.25]);

@@ -60,13 +60,16 @@ pub trait DocumentStore: Send + Sync {
     /// points of its passages.
     fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<Vec<PointId>>, StoreError>;
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
+    /// `get` without the text (left empty, never decoded).
+    fn get_head(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
     /// The document and place of a live point.
     fn passage_of(&self, collection: &str, point: PointId) -> Result<Option<PassageOf>, StoreError>;
     /// Documents (not passages).
     fn count(&self, collection: &str) -> Result<usize, StoreError>;
     /// Live documents in id (byte) order, from the first id above `after`: a stable order for
-    /// paging.
-    fn documents(&self, collection: &str, after: Option<&[u8]>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
+    /// paging. Without `with_text` their `text` is left empty and never decoded (listing,
+    /// counting and building the payload index read metadata only).
+    fn documents(&self, collection: &str, after: Option<&[u8]>, with_text: bool) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
     /// Up to `limit` live points above `after` with their passage text, in point order: what the

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::codec::{decode, encode, vector_from_bytes, vector_to_bytes, DocRecord, PassageRecord};
+use super::codec::{decode, decode_head, encode, vector_from_bytes, vector_to_bytes, DocRecord, PassageRecord};
 use super::group_commit::GroupCommit;
 use super::{migrations, CollectionConfig, Document, DocumentStore, IndexBackend, NewDocument, Passage, PassageOf, PointId, StoreError, Written};
 
@@ -146,6 +146,25 @@ impl SledStore {
             text: record.text,
             metadata,
             passages: record.passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
+        })
+    }
+}
+
+impl SledStore {
+    /// A document without its text (left empty): metadata and passages only.
+    fn document_head(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
+        let tree = docs_tree(collection);
+        let head = decode_head(bytes, &tree)?;
+        let corrupt = |message: String| StoreError::Corrupt { tree: tree.clone(), message };
+        let metadata = match serde_json::from_str(&head.metadata).map_err(|e| corrupt(e.to_string()))? {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(corrupt("metadata is not an object".into())),
+        };
+        Ok(Document {
+            id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
+            text: String::new(),
+            metadata,
+            passages: head.passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
         })
     }
 }
@@ -313,6 +332,11 @@ impl DocumentStore for SledStore {
         docs.get(id.as_bytes())?.map(|bytes| self.document(id.as_bytes(), &bytes, collection)).transpose()
     }
 
+    fn get_head(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
+        let (docs, _) = self.trees(collection)?;
+        docs.get(id.as_bytes())?.map(|bytes| self.document_head(id.as_bytes(), &bytes, collection)).transpose()
+    }
+
     fn passage_of(&self, collection: &str, point: PointId) -> Result<Option<PassageOf>, StoreError> {
         let (_, points) = self.trees(collection)?;
         let Some(bytes) = points.get(point_key(point))? else { return Ok(None) };
@@ -324,14 +348,18 @@ impl DocumentStore for SledStore {
         Ok(self.trees(collection)?.0.len())
     }
 
-    fn documents(&self, collection: &str, after: Option<&[u8]>) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
+    fn documents(&self, collection: &str, after: Option<&[u8]>, with_text: bool) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {
         use std::ops::Bound;
         let (docs, _) = self.trees(collection)?;
         let collection = collection.to_owned();
         let start = after.map_or(Bound::Unbounded, |id| Bound::Excluded(id.to_vec()));
         Ok(Box::new(docs.range::<Vec<u8>, _>((start, Bound::Unbounded)).map(move |entry| {
             let (id, bytes) = entry?;
-            self.document(&id, &bytes, &collection)
+            if with_text {
+                self.document(&id, &bytes, &collection)
+            } else {
+                self.document_head(&id, &bytes, &collection)
+            }
         })))
     }
 

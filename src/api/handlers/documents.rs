@@ -146,7 +146,7 @@ pub async fn list_documents(
             }
         }
     }
-    let page = service.list_documents(&name, query.cursor.as_deref(), query.limit.unwrap_or(DEFAULT_PAGE), filter).await?;
+    let page = service.list_documents(&name, query.cursor.as_deref(), query.limit.unwrap_or(DEFAULT_PAGE), filter, text).await?;
     let documents = page
         .documents
         .into_iter()
