@@ -76,7 +76,9 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 /// One writer's log, fsynced line by line: `I id version` (put intended), `P id version` (put
-/// acknowledged), `D id` (delete intended), `d id` (delete acknowledged).
+/// acknowledged), `D id` (delete intended), `d id` (delete acknowledged), `X group` (a delete by
+/// filter across every writer's documents of that group at version 0: racing the other writers'
+/// upserts, so any of those documents may be gone, whatever the order of the logs).
 struct Log(std::fs::File);
 
 impl Log {
@@ -108,7 +110,7 @@ fn writer(engine: Arc<Engine>, dir: &Path, w: u64, stop: Arc<AtomicBool>) {
     if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&path) {
         file.set_len(keep as u64).expect("truncate the log");
     }
-    for line in &lines {
+    for line in lines.iter().filter(|l| !l.starts_with("X ")) {
         let id = line.split(' ').nth(1).expect("log line");
         next = next.max(id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).expect("id number") + 1);
         if let Some(doc) = collection.get(id).expect("get") {
@@ -171,6 +173,14 @@ fn writer(engine: Arc<Engine>, dir: &Path, w: u64, stop: Arc<AtomicBool>) {
                 }
                 log.line(format!("d {id}"));
                 versions.remove(&id);
+            }
+            // Delete by filter across all writers, racing their upserts: version-0 documents of a
+            // group (an overwrite that lands first takes its document out of the match).
+            8 if xorshift(&mut rng) % 4 == 0 => {
+                let group = xorshift(&mut rng) % GROUPS;
+                log.line(format!("X {group}"));
+                let filter = Filter::parse(&json!({"group": group, "version": 0})).expect("filter");
+                let _ = collection.delete_where(&filter);
             }
             // Delete by filter: this writer's documents of one group.
             8..=9 if !live.is_empty() => {
@@ -244,9 +254,14 @@ impl Default for Allowed {
 
 fn read_logs(dir: &Path) -> HashMap<String, Allowed> {
     let mut ids: HashMap<String, Allowed> = HashMap::new();
+    let mut swept: HashSet<u64> = HashSet::new();
     for w in 0..WRITERS {
         for line in complete_lines(&dir.join(format!("writer-{w}.log"))) {
             let parts: Vec<&str> = line.split(' ').collect();
+            if parts[0] == "X" {
+                swept.insert(parts[1].parse().unwrap());
+                continue;
+            }
             let entry = ids.entry(parts[1].to_owned()).or_default();
             match parts[0] {
                 "I" => {
@@ -259,6 +274,14 @@ fn read_logs(dir: &Path) -> HashMap<String, Allowed> {
                 "d" => (entry.states, entry.acked) = (HashSet::from([None]), true),
                 other => panic!("bad log line {other}"),
             }
+        }
+    }
+    // Documents of a swept group may be gone whatever else the logs say (the logs of different
+    // writers do not order their lines against each other).
+    for (id, allowed) in ids.iter_mut() {
+        let group = id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).map(|n| n % GROUPS);
+        if group.is_some_and(|g| swept.contains(&g)) {
+            allowed.states.insert(None);
         }
     }
     ids

@@ -650,9 +650,14 @@ impl Collection {
         fail::fail_point!("collection.rebuild.built");
         // What was written during the build, without `writer` while it is much: a graph that
         // takes seconds to build would otherwise stall writers for seconds (hnsw_rs: 12.5 s).
-        while self.store.next_point(&id)?.saturating_sub(covered) > CATCH_UP_UNDER_WRITER {
+        loop {
+            let next = self.store.next_point(&id)?;
+            if next.saturating_sub(covered) <= CATCH_UP_UNDER_WRITER {
+                break;
+            }
+            // Every point below `next` was committed: one not read now was deleted meanwhile.
             let newer = self.store.vectors_after(&id, covered.checked_sub(1))?;
-            covered = newer.last().map_or(covered, |(p, _)| p + 1);
+            covered = newer.last().map_or(next, |(p, _)| (p + 1).max(next));
             fresh.insert(&newer);
         }
         let _writer = self.writer.lock();

@@ -136,37 +136,30 @@ impl SledStore {
     fn document(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
         let tree = docs_tree(collection);
         let record: DocRecord = decode(bytes, &tree)?;
-        let corrupt = |message: String| StoreError::Corrupt { tree: tree.clone(), message };
-        let metadata = match serde_json::from_str(&record.metadata).map_err(|e| corrupt(e.to_string()))? {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(corrupt("metadata is not an object".into())),
-        };
-        Ok(Document {
-            id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
-            text: record.text,
-            metadata,
-            passages: record.passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
-        })
+        assemble(id, record.text, &record.metadata, record.passages, &tree)
     }
-}
 
-impl SledStore {
-    /// A document without its text (left empty): metadata and passages only.
+    /// A document without its text (left empty, never decoded): metadata and passages only.
     fn document_head(&self, id: &[u8], bytes: &[u8], collection: &str) -> Result<Document, StoreError> {
         let tree = docs_tree(collection);
         let head = decode_head(bytes, &tree)?;
-        let corrupt = |message: String| StoreError::Corrupt { tree: tree.clone(), message };
-        let metadata = match serde_json::from_str(&head.metadata).map_err(|e| corrupt(e.to_string()))? {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(corrupt("metadata is not an object".into())),
-        };
-        Ok(Document {
-            id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
-            text: String::new(),
-            metadata,
-            passages: head.passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
-        })
+        assemble(id, String::new(), &head.metadata, head.passages, &tree)
     }
+}
+
+/// A `Document` from a record's parts (its metadata is JSON text in the record).
+fn assemble(id: &[u8], text: String, metadata: &str, passages: Vec<(u64, crate::domain::Span)>, tree: &str) -> Result<Document, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt { tree: tree.to_owned(), message };
+    let metadata = match serde_json::from_str(metadata).map_err(|e| corrupt(e.to_string()))? {
+        serde_json::Value::Object(map) => map,
+        _ => return Err(corrupt("metadata is not an object".into())),
+    };
+    Ok(Document {
+        id: String::from_utf8(id.to_vec()).map_err(|e| corrupt(e.to_string()))?,
+        text,
+        metadata,
+        passages: passages.into_iter().map(|(point, span)| Passage { point, span }).collect(),
+    })
 }
 
 fn passage_record(bytes: &[u8], tree: &str) -> Result<PassageRecord, StoreError> {
