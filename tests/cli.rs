@@ -168,6 +168,16 @@ fn ingest_ids_never_collide_do_not_move_and_prune_removes_what_is_gone() {
     assert!(summary.contains("2 pruned"), "{summary}");
     let texts: HashSet<String> = all_documents(&server, "rec").iter().map(|d| d["text"].as_str().unwrap().trim().to_owned()).collect();
     assert_eq!(texts, ["zero", "alpha, edited", "beta", "another folder's note"].into_iter().map(str::to_owned).collect::<HashSet<_>>());
+
+    // A file moved to another folder given in the same run keeps its document: it is sent again
+    // with its new root, never pruned as gone from the old one.
+    let moved = root.join("moved");
+    write(&moved, "keep.md", b"another folder's note\n");
+    std::fs::remove_file(other.join("keep.md")).unwrap();
+    let summary = stdout(&akidb(&server, &["ingest", other.to_str().unwrap(), moved.to_str().unwrap(), "-c", "rec", "--prune"]));
+    assert!(summary.contains("1 documents sent") && summary.contains("0 pruned"), "{summary}");
+    let (_, keep) = server.get("/collections/rec/documents/keep.md");
+    assert_eq!(keep["metadata"]["root"], std::fs::canonicalize(&moved).unwrap().display().to_string());
 }
 
 #[test]

@@ -350,3 +350,26 @@ fn one_failed_dump_does_not_stop_the_others_and_lexical_rebuilds_skip_vector_onl
     assert_eq!(second.stats().lexical_passages, 5, "a rebuilt lexical index holds the same passages");
     scenario.teardown();
 }
+
+/// Item 3: a lexical *commit* that fails (tantivy's errors of a full disk surface there) rolls
+/// the lexical index back to its last commit; the next write replays the store into it.
+#[test]
+fn a_failed_lexical_commit_is_caught_up_by_the_next_write() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let collection = engine.create_collection(vector_collection("commit", DIMS, Metric::Cosine)).unwrap();
+    collection.upsert((0..10).map(|n| text_doc(n, &format!("term{n} here"))).collect()).unwrap();
+    fail::cfg("lexical.commit", "1*return").unwrap();
+    assert!(collection.upsert((10..20).map(|n| text_doc(n, &format!("term{n} here"))).collect()).is_err());
+    fail::remove("lexical.commit");
+    collection.delete(&["doc-3".into()]).unwrap();
+    for n in (0..20).filter(|&n| n != 3) {
+        let hits = collection.lexical(&format!("term{n}"), 1, None).unwrap();
+        assert_eq!(hits.first().and_then(|h| collection.passage_of(h.point).unwrap()).map(|p| p.document), Some(format!("doc-{n}")), "term{n}");
+    }
+    assert!(collection.lexical("term3", 1, None).unwrap().is_empty());
+    assert_eq!(collection.stats().lexical_passages, 19);
+    assert_whole(&collection, (0..20).filter(|&n| n != 3), "after the failed commit");
+    scenario.teardown();
+}

@@ -302,7 +302,7 @@ impl Collection {
 
     /// Hands a write's passages and deletions to the lexical index, first replaying whatever an
     /// earlier failed write left out. On failure the index is marked behind from `first` (the
-    /// write's lowest new point, else its watermark): the store and the graph hold the write, and
+    /// write's lowest new point, else the store's next point): the store and the graph hold the write, and
     /// the next write (or the next open) brings the lexical index up to them. Under `writer`.
     fn write_lexical(&self, added: &[(PointId, &str)], deleted: &[PointId], watermark: PointId, first: Option<PointId>) -> Result<u64, EngineError> {
         let result = (|| {
@@ -314,10 +314,10 @@ impl Collection {
             Ok(self.lexical.write(added, deleted, watermark)?)
         })();
         if result.is_err() {
-            let behind = first.unwrap_or(watermark).min(self.lexical_behind.load(Ordering::Acquire));
-            self.lexical_behind.store(behind, Ordering::Release);
-            self.lexical.cap_watermark(behind);
-            tracing::error!(collection = %self.name(), from = behind, "lexical index write failed; it will catch up from the store");
+            // Only deletions failed (no new point): nothing to replay, but the catch-up's sweep
+            // of points no longer live still runs.
+            let from = first.or_else(|| self.store.next_point(self.id()).ok()).unwrap_or(0);
+            self.mark_lexical_behind(from);
         }
         result
     }
@@ -339,10 +339,24 @@ impl Collection {
         Ok(())
     }
 
+    /// Commits the lexical index up to `change`. A failed commit rolls the index back to its
+    /// last commit, so everything from that commit's watermark is marked behind and replayed
+    /// from the store by the next write (or the next open).
     fn commit_lexical(&self, change: u64) -> Result<(), EngineError> {
         let store = &self.store;
-        self.lexical.commit(change, || store.flush().map_err(|e| e.to_string()))?;
+        if let Err(err) = self.lexical.commit(change, || store.flush().map_err(|e| e.to_string())) {
+            self.mark_lexical_behind(self.lexical.committed_watermark());
+            return Err(err.into());
+        }
         Ok(())
+    }
+
+    /// Records that the lexical index may lack points from `from` on (see `write_lexical`).
+    fn mark_lexical_behind(&self, from: PointId) {
+        let behind = from.min(self.lexical_behind.load(Ordering::Acquire));
+        self.lexical_behind.store(behind, Ordering::Release);
+        self.lexical.cap_watermark(behind);
+        tracing::error!(collection = %self.name(), from = behind, "lexical index write failed; it will catch up from the store");
     }
 
     /// Deletes documents by id, with all their passages; returns how many existed. Durable and
@@ -474,10 +488,12 @@ impl Collection {
             Some(filter) => {
                 let plan = Plan::compile(filter);
                 let payload = self.payload.read();
+                // Once per search: an `$and` estimate intersects posting sets.
+                let estimate = payload.estimate(&plan, u64::MAX);
                 let exact = match strategy {
                     FilterStrategy::Auto => {
                         let threshold = EXACT_FILTER_MAX.max((EXACT_FILTER_SHARE * payload.len() as f64) as usize) as u64;
-                        payload.estimate(&plan, threshold) <= threshold
+                        estimate <= threshold
                     }
                     FilterStrategy::Exact => true,
                     FilterStrategy::Graph => false,
@@ -489,7 +505,7 @@ impl Collection {
                 } else {
                     // The payload stays read-locked for the walk: writers wait for it, briefly.
                     let accept = |p: PointId| payload.accepts(&plan, p);
-                    match self.post_filtered(vector, k, ef, payload.len(), payload.estimate(&plan, u64::MAX), &accept) {
+                    match self.post_filtered(vector, k, ef, payload.len(), estimate, &accept) {
                         Some(hits) => hits,
                         None => self.graph.search(vector, k, ef, Some(&accept)),
                     }
@@ -665,11 +681,15 @@ impl Collection {
         let live: HashSet<PointId> = self.store.live_points(&id)?.into_iter().collect();
         let tombstones = dead_points(&*fresh, &live);
         let after = fresh.len();
-        if backend != self.backend() {
+        let moved = backend != self.backend();
+        if moved {
             self.store.set_backend(&id, backend).map_err(|e| self.named(e))?;
-            *self.backend.lock() = backend;
         }
         let before = self.graph.swap(fresh, tombstones, quantized(backend));
+        // After the swap: a search that sees the new backend sees the new graph.
+        *self.backend.lock() = backend;
+        // Counts may be unchanged, but the graph is not: the next dump must write it.
+        *self.dumped.lock() = None;
         tracing::info!(collection = %self.name(), before, after, backend = backend.as_str(), seconds = started.elapsed().as_secs_f32(), "graph rebuilt from the store");
         Ok(())
     }

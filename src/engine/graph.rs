@@ -5,21 +5,22 @@
 //! atomically with the phase it depends on:
 //!
 //! ```text
-//!            freeze (under the collection's writer)      thaw                 finish_move
-//!   Open ───────────────────────────────────────▶ Frozen ─────▶ Moving ──────────────────▶ Open
+//!            freeze (under the collection's writer)       thaw              end of thaw
+//!   Open ───────────────────────────────────────▶ Frozen ─────▶ Moving ──────────────▶ Open
 //!   adds:    graph                                  side          graph
 //!   removes: native, else tombstone                 tombstone,    native, or tombstone when the
 //!                                                   or out of     point is in the side list (its
 //!                                                   the side list add may be in flight)
 //! ```
 //!
-//! In `Moving` the dump thread inserts the side points into the graph under the read lock; the
-//! side list keeps them (searches dedup) until `finish_move`, which takes them out and removes the
+//! In `Moving` the dump thread inserts the side points into the graph without the lock; the side
+//! list keeps them (searches dedup) until the end of `thaw`, which takes them out and removes the
 //! tombstones natively: a delete made during the move wins over the move's insert.
 //!
-//! Graph adds, native removes and searches run under the read lock (the backend is internally
-//! synchronized); only phase changes, side-list and tombstone updates and a compaction's swap take
-//! it exclusively, and each of those is short.
+//! Searches hold the read lock for their walk. Adds and native removes are decided under the lock
+//! and run after it is released (only a freeze, which needs the collection's writer, could change
+//! the decision, and the caller holds that writer). Phase changes, side-list and tombstone updates
+//! and a compaction's swap take the lock exclusively, and each of those is short.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ enum Phase {
 struct State {
     graph: Arc<dyn VectorIndex>,
     phase: Phase,
-    /// Points written while frozen, until `finish_move` takes them out (ascending point ids).
+    /// Points written while frozen, until the end of `thaw` takes them out (ascending point ids).
     side: BTreeMap<PointId, Vec<f32>>,
     /// Points deleted but still in the graph (or, while moving, maybe about to be).
     tombstones: HashSet<PointId>,
@@ -107,7 +108,10 @@ impl LiveGraph {
             let graph = state.graph.clone();
             drop(state);
             // Outside the lock, as in `insert`: open, every point the graph will hold is in it.
-            graph.remove(points);
+            let removed = graph.remove(points);
+            if removed.len() < points.len() {
+                self.tombstone_unremoved(&*graph, points, &removed);
+            }
             return;
         }
         let mut state = RwLockUpgradableReadGuard::upgrade(state);
@@ -123,11 +127,24 @@ impl LiveGraph {
             }
             Phase::Moving if state.graph.can_remove() => {
                 let (pending, settled): (Vec<PointId>, Vec<PointId>) = points.iter().partition(|p| state.side.contains_key(p));
-                // Its add may be running now: `finish_move` removes it once every add is done.
+                // Its add may be running now: the end of `thaw` removes it once every add is done.
                 state.tombstones.extend(pending);
-                state.graph.remove(&settled);
+                let removed: HashSet<PointId> = state.graph.remove(&settled).into_iter().collect();
+                let graph = state.graph.clone();
+                // A point the backend failed to remove is filtered as a tombstone instead.
+                state.tombstones.extend(settled.into_iter().filter(|p| !removed.contains(p) && graph.contains(*p)));
             }
             _ => state.tombstones.extend(points.iter().copied()),
+        }
+    }
+
+    /// Points a native remove left in the graph (the backend reported a failure) become
+    /// tombstones, so searches never return them.
+    fn tombstone_unremoved(&self, graph: &dyn VectorIndex, points: &[PointId], removed: &[PointId]) {
+        let removed: HashSet<PointId> = removed.iter().copied().collect();
+        let left: Vec<PointId> = points.iter().copied().filter(|p| !removed.contains(p) && graph.contains(*p)).collect();
+        if !left.is_empty() {
+            self.state.write().tombstones.extend(left);
         }
     }
 

@@ -68,6 +68,8 @@ struct CommitState {
     watermark: PointId,
     /// Commits carry no watermark above this (a failed write may have missed points from here).
     cap: Option<PointId>,
+    /// The watermark of the last commit (from the index's metadata at open).
+    committed: PointId,
 }
 
 /// What an opened index still needs from the store: the points at or above `replay_from`.
@@ -147,7 +149,7 @@ impl LexicalIndex {
             writer: RwLock::new(writer),
             point,
             text,
-            state: Mutex::new(CommitState { watermark, ..CommitState::default() }),
+            state: Mutex::new(CommitState { watermark, committed: watermark, ..CommitState::default() }),
         })
     }
 
@@ -189,13 +191,31 @@ impl LexicalIndex {
             (state.changes, state.cap.map_or(state.watermark, |cap| state.watermark.min(cap)))
         };
         flush_store().map_err(|e| Self::err(&self.path, e))?;
-        let mut prepared = writer.prepare_commit().map_err(|e| Self::err(&self.path, e))?;
-        prepared.set_payload(&watermark.to_string());
-        prepared.commit().map_err(|e| Self::err(&self.path, e))?;
+        let committed = (|| {
+            fail::fail_point!("lexical.commit", |_| Err("failpoint: lexical commit failed".to_owned()));
+            let mut prepared = writer.prepare_commit().map_err(|e| e.to_string())?;
+            prepared.set_payload(&watermark.to_string());
+            prepared.commit().map_err(|e| e.to_string())
+        })();
+        if let Err(message) = committed {
+            // Back to the last commit, with a working writer: what was handed over since is lost
+            // here, and the caller replays it from the store (`committed_watermark`).
+            if let Err(err) = writer.rollback() {
+                tracing::error!(path = %self.path.display(), %err, "lexical index rollback failed");
+            }
+            return Err(Self::err(&self.path, message));
+        }
         self.reader.reload().map_err(|e| Self::err(&self.path, e))?;
         drop(writer);
-        self.state.lock().visible = changes;
+        let mut state = self.state.lock();
+        state.visible = changes;
+        state.committed = watermark;
         Ok(())
+    }
+
+    /// The watermark of the last commit: every point below it was in the index then.
+    pub fn committed_watermark(&self) -> PointId {
+        self.state.lock().committed
     }
 
     /// Points the index holds (live in the index, not necessarily in the store).

@@ -265,7 +265,10 @@ impl Service {
     /// in the background: searches use the old graph until the swap. `Ok(false)`: one is running.
     pub fn rebuild_collection(&self, name: &str, backend: Option<crate::domain::IndexBackend>) -> Result<(crate::domain::IndexBackend, bool), ServiceError> {
         let backend = backend.unwrap_or_default();
-        let started = self.collection(name)?.start_rebuild(backend)?;
+        let started = self.collection(name)?.start_rebuild(backend).map_err(|e| match e {
+            EngineError::Index(crate::index::IndexError::InvalidParams(message)) => ServiceError::Invalid { code: "invalid_backend", message },
+            other => other.into(),
+        })?;
         Ok((backend, started))
     }
 

@@ -104,7 +104,7 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
     ensure_collection(&client, args)?;
     let walked = walk::walk(&args.paths, &args.include, &args.exclude).map_err(IngestError::Paths)?;
     let stored = if args.force && !args.prune { HashMap::new() } else { stored_documents(&client, &args.collection)? };
-    let known: HashMap<&str, &str> = if args.force { HashMap::new() } else { stored.iter().filter_map(|(id, s)| Some((id.as_str(), s.sha256.as_deref()?))).collect() };
+    let known: HashMap<&str, &Stored> = if args.force { HashMap::new() } else { stored.iter().map(|(id, s)| (id.as_str(), s)).collect() };
     // Every id this run produced, with the file that gave it (ids must be unique across files).
     let mut produced: HashMap<String, String> = HashMap::new();
     // Files read without a problem: their stored documents with ids not produced are stale.
@@ -173,7 +173,10 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
                     slot.insert(file.path.display().to_string());
                 }
             }
-            if known.get(doc.id.as_str()).is_some_and(|hash| *hash == doc.sha256) {
+            // Unchanged: same content, found at the same place (a document that moved to another
+            // folder or file is sent again, so its root and path follow it).
+            let text = |key: &str| doc.metadata.get(key).and_then(|v| v.as_str());
+            if known.get(doc.id.as_str()).is_some_and(|s| s.sha256.as_deref() == Some(doc.sha256.as_str()) && s.root.as_deref() == text("root") && s.path.as_deref() == text("path")) {
                 totals.unchanged += 1;
                 continue;
             }
@@ -201,15 +204,17 @@ pub fn run_ingest(args: &IngestArgs) -> Result<(), IngestError> {
     }
     progress.finish();
     if args.prune && fatal.is_none() {
-        let walked_files: std::collections::HashSet<(&str, &str)> = walked.files.iter().filter_map(|f| Some((f.root.as_deref()?, f.relative.as_str()))).collect();
-        let roots: std::collections::HashSet<&str> = walked_files.iter().map(|(root, _)| *root).collect();
+        // The folders given (as `walk` records them), even those with no file left.
+        let folders: Vec<String> = args.paths.iter().filter(|p| p.is_dir()).filter_map(|p| std::fs::canonicalize(p).ok()).map(|p| p.display().to_string()).collect();
+        let roots: std::collections::HashSet<&str> = folders.iter().map(String::as_str).collect();
         let stale: Vec<String> = stored
             .iter()
             .filter(|(id, s)| {
                 let (Some(root), Some(path)) = (s.root.as_deref(), s.path.as_deref()) else { return false };
-                let gone = !walked_files.contains(&(root, path));
-                let edited = clean_files.contains(&(root.to_owned(), path.to_owned())) && !produced.contains_key(id.as_str());
-                roots.contains(root) && (gone || edited)
+                // Gone: the file no longer exists (not merely unwalked: an --include, a walk error).
+                let gone = !std::path::Path::new(root).join(path).exists();
+                let edited = clean_files.contains(&(root.to_owned(), path.to_owned()));
+                roots.contains(root) && !produced.contains_key(id.as_str()) && (gone || edited)
             })
             .map(|(id, _)| id.clone())
             .collect();

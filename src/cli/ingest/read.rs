@@ -204,6 +204,8 @@ fn record(value: Value, relative: &str, place: &str, file_metadata: &dyn Fn(&str
         if *copies == 1 { base } else { format!("{base}.{copies}") }
     });
     let mut metadata = own;
+    // Ingest owns `root` (what --prune goes by) as it owns path, bytes, modified and sha256.
+    metadata.remove("root");
     metadata.extend(file_metadata(&sha256));
     out.docs.push(Doc { id, text, metadata, sha256 });
 }
