@@ -654,7 +654,9 @@ impl Collection {
 
     fn rebuild_graph(&self, backend: IndexBackend) -> Result<(), EngineError> {
         /// Points written meanwhile that are inserted under `writer`; more are caught up first.
-        const CATCH_UP_UNDER_WRITER: u64 = 256;
+        /// Small: an hnsw_rs insert under load takes milliseconds, and writers wait for these
+        /// (256 made the slowest write of benches/peers/churn.py 1.3 s).
+        const CATCH_UP_UNDER_WRITER: u64 = 32;
         let _maintenance = self.maintenance.lock();
         let id = self.id().to_owned();
         let started = std::time::Instant::now();
