@@ -663,7 +663,12 @@ impl Collection {
         let vectors = self.store.vectors_after(&id, None)?;
         let mut covered = vectors.last().map_or(0, |(p, _)| p + 1);
         let fresh: Arc<dyn VectorIndex> = Arc::from(index::new_index(&IndexSpec { backend, ..self.spec() }, vectors.len())?);
-        fresh.insert(&vectors);
+        // On the background pool: writers' inserts into the live graph use the other one.
+        let build = |points: &[(PointId, Vec<f32>)]| match index::background_pool() {
+            Some(pool) => pool.install(|| fresh.insert(points)),
+            None => fresh.insert(points),
+        };
+        build(&vectors);
         drop(vectors);
         fail::fail_point!("collection.rebuild.built");
         // What was written during the build, without `writer` while it is much: a graph that
@@ -676,7 +681,7 @@ impl Collection {
             // Every point below `next` was committed: one not read now was deleted meanwhile.
             let newer = self.store.vectors_after(&id, covered.checked_sub(1))?;
             covered = newer.last().map_or(next, |(p, _)| (p + 1).max(next));
-            fresh.insert(&newer);
+            build(&newer);
         }
         let _writer = self.writer.lock();
         fresh.insert(&self.store.vectors_after(&id, covered.checked_sub(1))?);

@@ -32,6 +32,23 @@ pub(super) fn build_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
+/// The pool background rebuilds (compactions, `rebuild_on`) build their new graphs on, niced
+/// with the thread that starts them: a writer's insert into the live graph on `build_pool` never
+/// queues behind a rebuild's (a 20-point hnsw_rs write waited 29.9 s behind one).
+pub fn background_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("akidb-rebuild-{i}"))
+            .start_handler(|_| crate::engine::run_as_background_thread())
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
 pub struct HnswIndex<D: Distance<f32> + Send + Sync + 'static> {
     graph: Hnsw<'static, f32, D>,
     /// Points in the graph, kept here because hnsw_rs's point iterator panics on an empty graph
@@ -77,6 +94,8 @@ impl<D: Distance<f32> + Send + Sync + 'static> VectorIndex for HnswIndex<D> {
         let data: Vec<(&[f32], usize)> = points.iter().map(|(p, v)| (v.as_slice(), *p as usize)).collect();
         self.points.lock().extend(points.iter().map(|(p, _)| *p));
         match build_pool() {
+            // Already on a pool (`background_pool().install`): build on that one.
+            _ if data.len() >= PARALLEL_INSERT_MIN && rayon::current_thread_index().is_some() => self.graph.parallel_insert_slice(&data),
             Some(pool) if data.len() >= PARALLEL_INSERT_MIN => pool.install(|| self.graph.parallel_insert_slice(&data)),
             _ => data.into_iter().for_each(|item| self.graph.insert_slice(item)),
         }

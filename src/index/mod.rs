@@ -13,7 +13,7 @@ pub mod usearch;
 use std::path::Path;
 
 pub use distance::distance_from_dot;
-pub use hnsw::{HnswIndex, MAX_M};
+pub use hnsw::{background_pool, HnswIndex, MAX_M};
 pub use usearch::{Quantization, UsearchIndex};
 
 use crate::domain::IndexBackend;
