@@ -55,8 +55,10 @@ impl Quantization {
 pub struct UsearchIndex {
     index: Index,
     metric: Metric,
-    /// Read: adds and searches. Write: `reserve`. The value is the `expansion_search` in force.
-    shape: RwLock<usize>,
+    /// Read: adds and searches. Write: `reserve`.
+    shape: RwLock<()>,
+    /// The index-wide `expansion_search`, set once (searches wanting more ask for more results).
+    ef_search: usize,
     slots: Slots,
     /// Keys usearch holds (an add lands here after it succeeded).
     points: Mutex<RoaringTreemap>,
@@ -131,7 +133,8 @@ impl UsearchIndex {
         UsearchIndex {
             index,
             metric,
-            shape: RwLock::new(ef),
+            shape: RwLock::new(()),
+            ef_search: ef,
             slots: Slots { free: Mutex::new(slots), released: Condvar::new() },
             points: Mutex::new(points),
             pending: Mutex::new(0),
@@ -230,7 +233,7 @@ impl VectorIndex for UsearchIndex {
     fn search(&self, query: &[f32], k: usize, ef: usize, filter: Option<&(dyn Fn(PointId) -> bool + Sync)>) -> Vec<Hit> {
         // usearch searches at breadth max(expansion_search, count): asking for ef results is a
         // walk at breadth ef, without touching the index-wide setting.
-        let count = if ef > *self.shape.read() { ef.max(k) } else { k };
+        let count = if ef > self.ef_search { ef.max(k) } else { k };
         let found = {
             let _shape = self.shape.read();
             let _slot = self.slots.take();
