@@ -250,7 +250,7 @@ const V1_DOCS: u64 = 30;
 
 /// A schema-v1 store written with the frozen v1 types: JSON configs and documents, no points.
 fn write_v1_store(path: &Path) {
-    let db = sled::open(path).unwrap();
+    let db = raw_sled(path);
     db.insert(b"schema_version", &1u32.to_be_bytes()).unwrap();
     let collections = db.open_tree("collections").unwrap();
     for name in V1_COLLECTIONS {
@@ -296,7 +296,7 @@ fn assert_migrated(data: &Path, context: &str) {
             assert_eq!(collection.lexical("text", 1000, None).unwrap().len(), V1_DOCS as usize, "{context}");
         }
     }
-    let db = sled::open(data.join("store")).unwrap();
+    let db = raw_sled(&data.join("store"));
     assert_eq!(db.get(b"schema_version").unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
     let trees: Vec<String> = db.tree_names().iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
     assert!(
@@ -354,7 +354,7 @@ fn write_v2_documents(db: &sled::Db, name: &str, docs_tree: &str, points_tree: &
 fn a_v2_store_written_with_frozen_types_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path().join("data/store")).unwrap();
+        let db = raw_sled(&dir.path().join("data/store"));
         db.insert(b"schema_version", &2u32.to_be_bytes()).unwrap();
         for name in V1_COLLECTIONS {
             let config = v2::CollectionConfig {
@@ -381,7 +381,7 @@ fn a_v2_store_written_with_frozen_types_is_migrated() {
 fn a_v3_store_written_with_frozen_types_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = sled::open(dir.path().join("data/store")).unwrap();
+        let db = raw_sled(&dir.path().join("data/store"));
         db.insert(b"schema_version", &3u32.to_be_bytes()).unwrap();
         for name in V1_COLLECTIONS {
             let id = format!("0190-{name}");

@@ -283,7 +283,7 @@ per_backend! {
                 hnsw: v1::HnswParams { m: 16, ef_construction: 200, ef_search: 64 },
                 created_at_ms: 0,
             };
-            let db = sled::open(&path).unwrap();
+            let db = raw_sled(&path);
             db.insert(b"schema_version", &1u32.to_be_bytes()).unwrap();
             db.open_tree("collections").unwrap().insert("old", serde_json::to_vec(&config).unwrap()).unwrap();
             let docs = db.open_tree("docs/old").unwrap();
@@ -305,7 +305,7 @@ per_backend! {
             assert_eq!(engine.store().count(c.id()).unwrap(), 2);
         }
         {
-            let db = sled::open(&path).unwrap();
+            let db = raw_sled(&path);
             assert_eq!(db.get(b"schema_version").unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
             db.insert(b"schema_version", &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
             db.flush().unwrap();

@@ -44,7 +44,7 @@ class Server:
     def __init__(self, data_dir):
         self.log = open(os.path.join(data_dir, "akidb.log"), "a")
         started = time.perf_counter()
-        self.process = subprocess.Popen([BINARY, "serve", "--port", "0", "--model", "none", "--data-dir", os.path.join(data_dir, "data")],
+        self.process = subprocess.Popen([BINARY, "serve", "--port", "0", "--qdrant-port", "0", "--model", "none", "--data-dir", os.path.join(data_dir, "data")],
                                         cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.process.stdout.readline().strip()
         if not line.startswith("akidb listening on http://"):

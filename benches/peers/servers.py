@@ -42,7 +42,7 @@ class Akidb:
         self.log_path = os.path.join(data_dir, "akidb.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [binary, "serve", "--port", "0", "--data-dir", data_dir, *extra],
+            [binary, "serve", "--port", "0", "--qdrant-port", "0", "--data-dir", data_dir, *extra],
             cwd=repo, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.process.stdout.readline().strip()
         prefix = "akidb listening on "

@@ -7,6 +7,7 @@ pub mod metrics;
 mod middleware;
 mod serde_strict;
 pub mod openapi;
+pub mod qdrant;
 pub mod state;
 pub mod types;
 

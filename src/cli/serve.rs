@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one; the address is printed on stdout).
     #[arg(long, env = "AKIDB_PORT", default_value_t = 8080)]
     pub port: u16,
+    /// Port of the Qdrant-compatible listener (same host, key and limits); 0 turns it off.
+    #[arg(long, env = "AKIDB_QDRANT_PORT", default_value_t = 6333)]
+    pub qdrant_port: u16,
     /// Models to load: a name under --models-dir or a directory; repeat for more; the first is the
     /// default. `none`: no model (collections of vectors brought by clients only).
     #[arg(long = "model", env = "AKIDB_MODELS", value_delimiter = ',', default_value = "minilm-l6-v2")]
@@ -69,6 +72,14 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Startup(format!("cannot listen on {}:{}: {}", args.host, args.port, bind_reason(&e))))?;
     let address: SocketAddr = listener.local_addr()?;
+    let qdrant_listener = match args.qdrant_port {
+        0 => None,
+        port => Some(
+            tokio::net::TcpListener::bind((args.host.as_str(), port))
+                .await
+                .map_err(|e| CliError::Startup(format!("cannot listen on {}:{port} for --qdrant-port: {}", args.host, bind_reason(&e))))?,
+        ),
+    };
     tracing::info!(%address, "bound; loading models and indexes (/health and /ready answer meanwhile)");
 
     // Load in the background so that /health and /ready answer (503) while loading.
@@ -88,13 +99,37 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
             Ok(engine)
         })
     };
-    let mut server = tokio::spawn(async move { axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await });
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let qdrant_address = match &qdrant_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let qdrant_server = qdrant_listener.map(|l| {
+        let (router, until) = (api::qdrant::router(state.clone()), until_stopped());
+        tokio::spawn(async move { axum::serve(l, router).with_graceful_shutdown(until).await })
+    });
+    let until = until_stopped();
+    let mut server = tokio::spawn(async move { axum::serve(listener, api::router(state)).with_graceful_shutdown(until).await });
     let engine = tokio::select! {
         loaded = loading => match loaded {
             Ok(Ok(engine)) => {
                 // Printed only once requests are served: a server that fails to load never
                 // claims to listen. Tests and scripts read this line to find the port.
                 println!("akidb listening on http://{address}");
+                if let Some(q) = qdrant_address {
+                    println!("akidb Qdrant-compatible API on http://{q}");
+                }
                 engine
             }
             Ok(Err(err)) => {
@@ -112,6 +147,11 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let dumper = dump_periodically(engine.clone(), Duration::from_secs(args.dump_interval_secs.max(1)))?;
     // Returns once a signal came and every in-flight request has finished.
     let served = server.await.map_err(|e| CliError::Startup(e.to_string()))?;
+    if let Some(qdrant) = qdrant_server {
+        if let Ok(Err(err)) = qdrant.await {
+            tracing::error!(%err, "the Qdrant-compatible listener failed");
+        }
+    }
     drop(dumper);
     tracing::info!("shutting down: flushing the store and dumping indexes");
     tokio::task::spawn_blocking(move || -> Result<(), CliError> {

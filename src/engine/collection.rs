@@ -449,7 +449,7 @@ impl Collection {
         let documents = self.store.documents(self.id(), after, with_text).map_err(|e| self.named(e))?;
         for document in documents {
             let document = document.map_err(|e| self.named(e))?;
-            if filter.is_some_and(|f| !f.matches(&document.metadata)) {
+            if filter.is_some_and(|f| !f.matches_at(&document.metadata, document.passages.first().map(|p| p.point))) {
                 continue;
             }
             if page.len() == limit {
@@ -458,6 +458,19 @@ impl Collection {
             page.push(document);
         }
         Ok((page, false))
+    }
+
+    /// The points of the documents `clause` matches, as a filter the indexes take: one pass
+    /// over the store's metadata (texts are not read). See `condition` for why.
+    pub fn resolve(&self, clause: &super::Clause) -> Result<Filter, EngineError> {
+        let mut points = roaring::RoaringTreemap::new();
+        for document in self.store.documents(self.id(), None, false).map_err(|e| self.named(e))? {
+            let document = document.map_err(|e| self.named(e))?;
+            if clause.matches(&document.id, &document.metadata) {
+                points.extend(document.passages.iter().map(|p| p.point));
+            }
+        }
+        Ok(Filter::Points(Arc::new(points)))
     }
 
     /// Documents the filter matches, counted from the payload index without reading the store.

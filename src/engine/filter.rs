@@ -6,6 +6,9 @@
 
 use std::cmp::Ordering;
 
+use std::sync::Arc;
+
+use roaring::RoaringTreemap;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +16,9 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Field { field: String, op: Op, value: Value },
+    /// Exactly these points: a condition the payload index cannot answer (Qdrant's nested keys,
+    /// arrays, `nested`, `has_id`…), resolved against the store first (`Collection::resolve`).
+    Points(Arc<RoaringTreemap>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +67,19 @@ impl Filter {
         matches!(self, Filter::And(all) if all.is_empty())
     }
 
-    pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
+    /// Whether a document with this metadata, whose first passage is `point`, matches.
+    pub fn matches_at(&self, metadata: &Map<String, Value>, point: Option<u64>) -> bool {
         match self {
-            Filter::And(all) => all.iter().all(|f| f.matches(metadata)),
-            Filter::Or(any) => any.iter().any(|f| f.matches(metadata)),
+            Filter::And(all) => all.iter().all(|f| f.matches_at(metadata, point)),
+            Filter::Or(any) => any.iter().any(|f| f.matches_at(metadata, point)),
             Filter::Field { field, op, value } => compare(metadata.get(field), *op, value),
+            Filter::Points(points) => point.is_some_and(|p| points.contains(p)),
         }
+    }
+
+    /// `matches_at` for filters on metadata alone (a `Points` filter matches nothing here).
+    pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
+        self.matches_at(metadata, None)
     }
 }
 

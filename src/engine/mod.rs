@@ -2,6 +2,7 @@
 //!
 //! Engine calls block (sled, fsync, graph work): async callers run them on a blocking thread.
 
+pub mod condition;
 mod collection;
 mod graph;
 pub mod payload;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
+pub use condition::{Clause, Condition};
 pub use filter::Filter;
 
 use crate::index::{validate_spec, IndexError, IndexSpec};

@@ -201,6 +201,8 @@ pub enum Plan {
     Range { field: String, range: Range },
     /// A range operand of a type no value can be ordered against.
     Nothing,
+    /// These points (a condition resolved against the store).
+    Set(Arc<RoaringTreemap>),
 }
 
 impl Plan {
@@ -209,6 +211,7 @@ impl Plan {
             Filter::And(all) if all.is_empty() => Plan::All,
             Filter::And(all) => Plan::And(all.iter().map(Plan::compile).collect()),
             Filter::Or(any) => Plan::Or(any.iter().map(Plan::compile).collect()),
+            Filter::Points(points) => Plan::Set(points.clone()),
             Filter::Field { field, op, value } => {
                 let field = field.clone();
                 let list = || value.as_array().map(|items| items.iter().map(scalar).filter(|s| *s != Scalar::Other).collect()).unwrap_or_default();
@@ -333,6 +336,7 @@ impl PayloadIndex {
                 }
             }
             Plan::Range { field, range } => self.fields.get(field).map_or(0, |f| f.range_count(range, cap)),
+            Plan::Set(points) => points.intersection_len(&self.live),
         }
     }
 
@@ -353,6 +357,7 @@ impl PayloadIndex {
                 value.is_some_and(|v| values.contains(v)) != *negate
             }
             Plan::Range { field, range } => self.fields.get(field).and_then(|f| f.values.get(&point)).is_some_and(|v| range.contains(v)),
+            Plan::Set(points) => points.contains(point),
         }
     }
 
@@ -365,7 +370,7 @@ impl PayloadIndex {
                 // Equality sides are posting sets: intersect them (roaring does it word by word).
                 // The others are checked point by point on what is left, unless no side is an
                 // equality, in which case the smallest is materialized first.
-                let (sets, others): (Vec<&Plan>, Vec<&Plan>) = all.iter().partition(|p| matches!(p, Plan::Equals { .. }));
+                let (sets, others): (Vec<&Plan>, Vec<&Plan>) = all.iter().partition(|p| matches!(p, Plan::Equals { .. } | Plan::Set(_)));
                 let (mut set, others) = if sets.is_empty() {
                     let Some((smallest, _)) = all.iter().enumerate().min_by_key(|(_, p)| self.estimate(p, u64::MAX)) else { return self.live.clone() };
                     (self.matching(&all[smallest]), all.iter().enumerate().filter(|(i, _)| *i != smallest).map(|(_, p)| p).collect())
@@ -391,6 +396,7 @@ impl PayloadIndex {
                 }
             }
             Plan::Range { field, range } => self.fields.get(field).map_or_else(RoaringTreemap::new, |f| f.range_postings(range).fold(RoaringTreemap::new(), |acc, s| acc | s)),
+            Plan::Set(points) => points.as_ref() & &self.live,
         }
     }
 

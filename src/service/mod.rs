@@ -7,6 +7,7 @@
 pub mod browse;
 pub mod ingest;
 pub mod passages;
+pub mod points;
 pub mod search;
 
 use std::sync::Arc;

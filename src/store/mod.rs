@@ -86,6 +86,15 @@ pub trait DocumentStore: Send + Sync {
     /// consistent): orphan passages, documents listing missing passages.
     fn check_passages(&self, collection: &str) -> Result<Vec<String>, StoreError>;
 
+    /// A small record kept beside a collection (by id) for an interface's own view of it (the
+    /// Qdrant listener's vector names); durable on return, dropped with the collection.
+    fn set_annex(&self, collection: &str, value: &[u8]) -> Result<(), StoreError>;
+    fn annex(&self, collection: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Aliases: another name for a collection (by name), for both APIs. Each call is atomic.
+    fn aliases(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Applies alias changes at once: `(alias, Some(collection))` sets, `(alias, None)` removes.
+    fn change_aliases(&self, changes: &[(String, Option<String>)]) -> Result<(), StoreError>;
+
     /// Makes every write that returned before this call durable. Concurrent callers share flushes.
     fn flush(&self) -> Result<(), StoreError>;
 }

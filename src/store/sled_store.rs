@@ -25,6 +25,10 @@ pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) const COLLECTIONS: &str = "collections";
 pub(crate) const COUNTERS: &str = "counters";
+/// Per-collection records of the interfaces (`DocumentStore::set_annex`), keyed by collection id.
+const ANNEXES: &str = "annexes";
+/// Alias name → collection name.
+const ALIASES: &str = "aliases";
 
 /// Prefix of every per-collection tree: `c/<id>/`.
 const COLLECTION_TREE_PREFIX: &str = "c/";
@@ -40,10 +44,28 @@ pub(crate) fn points_tree(id: &str) -> String {
     format!("{COLLECTION_TREE_PREFIX}{id}/passages")
 }
 
+/// sled's background IO threads keep the directory's file lock for a moment after the last
+/// handle is dropped, so an in-process reopen (a restore, a test) can find it still held: wait
+/// up to two seconds for it. Another live process holding the store still fails, just later.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            // sled reports the lock as ErrorKind::Other with this message (config.rs, 0.34.7).
+            Err(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub struct SledStore {
     db: sled::Db,
     collections: sled::Tree,
     counters: sled::Tree,
+    annexes: sled::Tree,
+    aliases: sled::Tree,
     group: GroupCommit,
 }
 
@@ -61,9 +83,17 @@ impl SledStore {
 
     /// `open_with` and the size of sled's page cache.
     pub fn open_configured(path: &Path, flush_every_ms: Option<u64>, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(flush_every_ms).cache_capacity(cache_bytes).open()?;
+        let config = sled::Config::new().path(path).mode(sled::Mode::HighThroughput).flush_every_ms(flush_every_ms).cache_capacity(cache_bytes);
+        let db = open_waiting_for_lock(&config)?;
         migrations::bring_up_to_date(&db, path)?;
-        let store = SledStore { collections: db.open_tree(COLLECTIONS)?, counters: db.open_tree(COUNTERS)?, db, group: GroupCommit::default() };
+        let store = SledStore {
+            collections: db.open_tree(COLLECTIONS)?,
+            counters: db.open_tree(COUNTERS)?,
+            annexes: db.open_tree(ANNEXES)?,
+            aliases: db.open_tree(ALIASES)?,
+            db,
+            group: GroupCommit::default(),
+        };
         store.collect_garbage()?;
         Ok(store)
     }
@@ -248,7 +278,51 @@ impl DocumentStore for SledStore {
         self.flush()?;
         self.db.drop_tree(docs_tree(&config.id))?;
         self.db.drop_tree(points_tree(&config.id))?;
+        // Keyed by the dropped id, which is never reused: a crash before this leaves a record
+        // nothing reads.
+        self.annexes.remove(config.id.as_str())?;
+        // Qdrant drops a collection's aliases with it.
+        for entry in self.aliases.iter() {
+            let (alias, target) = entry?;
+            if target.as_ref() == name.as_bytes() {
+                self.aliases.remove(alias)?;
+            }
+        }
         Ok(true)
+    }
+
+    fn set_annex(&self, collection: &str, value: &[u8]) -> Result<(), StoreError> {
+        if !self.counters.contains_key(collection)? {
+            return Err(StoreError::CollectionNotFound(collection.to_owned()));
+        }
+        self.annexes.insert(collection, value)?;
+        self.flush()
+    }
+
+    fn annex(&self, collection: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.annexes.get(collection)?.map(|v| v.to_vec()))
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.aliases
+            .iter()
+            .map(|entry| {
+                let (alias, target) = entry?;
+                Ok((String::from_utf8_lossy(&alias).into_owned(), String::from_utf8_lossy(&target).into_owned()))
+            })
+            .collect()
+    }
+
+    fn change_aliases(&self, changes: &[(String, Option<String>)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (alias, target) in changes {
+            match target {
+                Some(target) => batch.insert(alias.as_bytes(), target.as_bytes()),
+                None => batch.remove(alias.as_bytes()),
+            }
+        }
+        self.aliases.apply_batch(batch)?;
+        self.flush()
     }
 
     fn upsert(&self, collection: &str, documents: &[NewDocument]) -> Result<Vec<Written>, StoreError> {

@@ -212,3 +212,18 @@ pub fn recall(found: &[String], truth: &[String]) -> f64 {
     let hits = found.iter().filter(|id| truth.contains(id)).count();
     hits as f64 / truth.len().max(1) as f64
 }
+
+/// `sled::open` for tests that write or inspect a store by hand: sled's IO threads hold the
+/// directory lock for a moment after the last handle drops, so wait for it as the store does.
+pub fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("opening {} by hand: {e}", path.display()),
+        }
+    }
+}

@@ -12,6 +12,13 @@ use serde_json::Value;
 pub struct Server {
     child: Child,
     pub address: String,
+    /// The Qdrant-compatible listener's address, when started with `--qdrant-port`.
+    pub qdrant: Option<String>,
+}
+
+/// A port free at the time of asking (for `--qdrant-port`, which takes a number).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 impl Server {
@@ -27,9 +34,12 @@ impl Server {
 
     /// `start_with_env` from the working directory `cwd`.
     pub fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        // The Qdrant listener's default port would collide between servers run in parallel.
+        let qdrant = extra.contains(&"--qdrant-port");
         let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
             .args(["serve", "--port", "0", "--device", "cpu", "--log", "warn", "--data-dir"])
             .arg(data_dir)
+            .args(if qdrant { &[][..] } else { &["--qdrant-port", "0"][..] })
             .args(extra)
             .current_dir(cwd)
             .env_remove("AKIDB_API_KEY")
@@ -39,10 +49,16 @@ impl Server {
             .spawn()
             .expect("spawn akidb serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read the listening line");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read the listening line");
         let address = line.trim().rsplit("http://").next().expect("address").to_owned();
         assert!(address.contains(':'), "unexpected first line from akidb serve: {line:?}");
-        let server = Server { child, address };
+        let qdrant = qdrant.then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read the Qdrant listener's line");
+            line.trim().rsplit("http://").next().expect("address").to_owned()
+        });
+        let server = Server { child, address, qdrant };
         let deadline = Instant::now() + Duration::from_secs(120);
         while server.get("/ready").0 != 200 {
             assert!(Instant::now() < deadline, "server did not become ready");
@@ -69,14 +85,30 @@ impl Server {
         (status, value)
     }
 
+    /// `request` to the Qdrant-compatible listener.
+    pub fn qdrant(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let address = self.qdrant.clone().expect("started without --qdrant-port");
+        let body = body.map(|b| b.to_string());
+        let (status, _, body) = raw_to(&address, method, path, body.as_deref().map(str::as_bytes), headers);
+        let value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        (status, value)
+    }
+
     /// One request on its own connection; returns status, lower-cased headers and body.
     pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        raw_to(&self.address, method, path, body, headers)
+    }
+}
+
+/// One request to `address` on its own connection.
+pub fn raw_to(address: &str, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    {
+        let mut stream = TcpStream::connect(address).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(300))).expect("timeout");
         let body = body.unwrap_or_default();
         let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            head.push_str(&format!("Host: {}\r\n", self.address));
+            head.push_str(&format!("Host: {address}\r\n"));
         }
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) && !body.is_empty() {
             head.push_str("Content-Type: application/json\r\n");
@@ -92,7 +124,9 @@ impl Server {
         let _ = stream.read_to_end(&mut response);
         parse_response(&response)
     }
+}
 
+impl Server {
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();

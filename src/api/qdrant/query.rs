@@ -1,0 +1,283 @@
+//! Searches on the Qdrant listener: `/points/query` (nearest by vector, by point id or by
+//! `Document`; prefetch with RRF or DBSF fusion), its batch, and the legacy `/points/search`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+
+use super::reply::{Body, QdrantError, Started};
+use super::request::{self, bad, Given, PayloadSelector};
+use super::{filter, Ctx};
+use crate::api::AppState;
+use crate::domain::Metric;
+use crate::engine::Filter;
+use crate::service::points::{fuse, FusionKind, PointKey, ScoredRecord};
+use crate::service::{Mode, SearchQuery};
+
+/// Qdrant's default RRF constant.
+const QDRANT_RRF_K: f32 = 2.0;
+
+/// What a leaf query looks for.
+enum Nearest {
+    Given(Given),
+    Point(PointKey),
+}
+
+/// One query, parsed.
+struct Request {
+    nearest: Option<Nearest>,
+    fusion: Option<(FusionKind, Option<Vec<f32>>)>,
+    prefetch: Vec<Request>,
+    filter: Option<Value>,
+    limit: usize,
+    offset: usize,
+    score_threshold: Option<f32>,
+}
+
+fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request, QdrantError> {
+    let mut nearest = None;
+    let mut fusion = None;
+    let using = body.get("using").and_then(Value::as_str);
+    match body.get("query") {
+        None | Some(Value::Null) => {}
+        Some(q) => {
+            let q = match q {
+                Value::Object(o) if o.contains_key("nearest") => {
+                    if o.get("mmr").is_some_and(|m| !m.is_null()) {
+                        return Err(QdrantError::unsupported("mmr"));
+                    }
+                    &o["nearest"]
+                }
+                other => other,
+            };
+            match q {
+                Value::Number(_) => nearest = Some(Nearest::Point(PointKey::from_json(q).map_err(bad)?)),
+                Value::String(_) => nearest = Some(Nearest::Point(PointKey::from_json(q).map_err(bad)?)),
+                Value::Object(o) if o.contains_key("fusion") => {
+                    fusion = Some(match o["fusion"].as_str() {
+                        Some("rrf") => (FusionKind::Rrf { k: QDRANT_RRF_K }, None),
+                        Some("dbsf") => (FusionKind::Dbsf, None),
+                        other => return Err(bad(format!("fusion must be rrf or dbsf, got {other:?}"))),
+                    })
+                }
+                Value::Object(o) if o.contains_key("rrf") => {
+                    let rrf = &o["rrf"];
+                    let k = rrf.get("k").and_then(Value::as_f64).map_or(QDRANT_RRF_K, |k| k as f32);
+                    let weights = rrf.get("weights").and_then(Value::as_array).map(|w| w.iter().map(|x| x.as_f64().unwrap_or(1.0) as f32).collect());
+                    fusion = Some((FusionKind::Rrf { k }, weights));
+                }
+                Value::Object(o) if ["recommend", "discover", "context", "order_by", "formula", "sample", "relevance_feedback"].iter().any(|k| o.contains_key(*k)) => {
+                    let kind = o.keys().next().cloned().unwrap_or_default();
+                    return Err(QdrantError::unsupported(&format!("the {kind} query")));
+                }
+                other => {
+                    let name = using.map(str::to_owned).or_else(|| ctx.view.vector.clone()).unwrap_or_default();
+                    let wrapped = if name.is_empty() { other.clone() } else { json!({ name: other }) };
+                    nearest = Some(Nearest::Given(request::vectors(&wrapped, &ctx.view, "query")?));
+                }
+            }
+        }
+    }
+    let prefetch = match body.get("prefetch") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(|p| parse_query(ctx, p, 10)).collect::<Result<_, _>>()?,
+        Some(one) => vec![parse_query(ctx, one, 10)?],
+    };
+    if fusion.is_some() && prefetch.is_empty() {
+        return Err(bad("fusion needs prefetch queries to fuse"));
+    }
+    if nearest.is_some() && !prefetch.is_empty() {
+        return Err(QdrantError::unsupported("re-scoring prefetched points with a nearest query (use fusion)"));
+    }
+    Ok(Request {
+        nearest,
+        fusion,
+        prefetch,
+        filter: body.get("filter").filter(|f| !f.is_null()).cloned(),
+        limit: request::usize_field(body, "limit", default_limit)?,
+        offset: request::usize_field(body, "offset", 0)?,
+        score_threshold: body.get("score_threshold").and_then(Value::as_f64).map(|s| s as f32),
+    })
+}
+
+/// Both filters: a prefetch sees its own and its parent's (Qdrant propagates the outer one).
+fn both(a: Option<&Filter>, b: Option<Filter>) -> Option<Filter> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Filter::And(vec![a.clone(), b])),
+        (Some(a), None) => Some(a.clone()),
+        (None, b) => b,
+    }
+}
+
+/// Runs a query (recursively through its prefetches); each point once, best first.
+fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<ScoredRecord>, QdrantError>> + Send + 'a>> {
+    Box::pin(async move {
+        let clause = match &q.filter {
+            Some(f) => filter::parse(f, &ctx.view).map_err(bad)?,
+            None => None,
+        };
+        let own = ctx.service.resolve_clause(&ctx.collection, clause).await?;
+        let filter = both(outer.as_ref(), own);
+        let wanted = q.offset + q.limit;
+        let max_k = ctx.service.limits.max_k;
+        if wanted > max_k {
+            return Err(bad(format!("limit + offset must be at most {max_k}")));
+        }
+        let mut ranked = if let Some((fusion, weights)) = q.fusion {
+            let mut lists = Vec::with_capacity(q.prefetch.len());
+            for p in q.prefetch {
+                lists.push(run(ctx, p, filter.clone(), with_vector).await?);
+            }
+            fuse(lists, fusion, weights.as_deref())
+        } else if let Some(nearest) = q.nearest {
+            leaf(ctx, nearest, filter, wanted.max(1), with_vector).await?
+        } else if q.prefetch.len() == 1 {
+            let Some(p) = q.prefetch.into_iter().next() else { return Ok(Vec::new()) };
+            run(ctx, p, filter, with_vector).await?
+        } else if !q.prefetch.is_empty() {
+            return Err(bad("several prefetches need a fusion query to combine them"));
+        } else {
+            // No query: points in id order, as Qdrant answers it.
+            let mut points = ctx.service.points_where(&ctx.collection, None).await?;
+            if let Some(filter) = &filter {
+                points.retain(|(_, d)| filter.matches_at(&d.metadata, d.passages.first().map(|p| p.point)));
+            }
+            let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector).await?;
+            records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: r.document.metadata, vector: r.vector }).collect()
+        };
+        if let Some(threshold) = q.score_threshold {
+            let lower_is_better = ctx.collection.config.metric == Metric::L2;
+            ranked.retain(|r| if lower_is_better { r.score <= threshold } else { r.score >= threshold });
+        }
+        Ok(ranked.into_iter().skip(q.offset).take(q.limit).collect())
+    })
+}
+
+async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<Vec<ScoredRecord>, QdrantError> {
+    let mut query = SearchQuery { k, filter, include_text: false, include_metadata: true, include_vector: with_vector, ..SearchQuery::default() };
+    let mut exclude = None;
+    match nearest {
+        Nearest::Point(key) => {
+            // As in Qdrant, the point whose vector is the query is not among its answers.
+            exclude = Some(key);
+            query.k = (k + 1).min(ctx.service.limits.max_k);
+            let mut found = ctx.service.retrieve(&ctx.collection, vec![key], true).await?;
+            let point = found.pop().ok_or_else(|| QdrantError::not_found(format!("No point with id {} found", key.document_id())))?;
+            query.vector = point.vector;
+            query.mode = Some(Mode::Dense);
+        }
+        Nearest::Given(given) => {
+            if let Some(v) = given.dense {
+                query.vector = Some(v);
+                query.mode = Some(Mode::Dense);
+            } else if let Some((text, model)) = given.dense_text {
+                if let Some(model) = model {
+                    ctx.check_model(&model)?;
+                }
+                query.query = Some(text);
+                query.mode = Some(Mode::Dense);
+            } else if let Some(text) = given.lexical_text {
+                query.query = Some(text);
+                query.mode = Some(Mode::Lexical);
+            } else {
+                return Err(bad("the query gives no vector"));
+            }
+        }
+    }
+    let hits = ctx.service.search_one(ctx.collection.name(), query).await?;
+    Ok(hits
+        .into_iter()
+        .map(|h| ScoredRecord { key: PointKey::of_document(&h.id), score: h.score, metadata: h.metadata.unwrap_or_default(), vector: h.vector })
+        .filter(|r| Some(r.key) != exclude)
+        .take(k)
+        .collect())
+}
+
+fn scored(ctx: &Ctx, records: Vec<ScoredRecord>, payload: &PayloadSelector) -> Vec<Value> {
+    records
+        .into_iter()
+        .map(|r| {
+            let mut out = Map::new();
+            out.insert("id".into(), r.key.to_json());
+            out.insert("version".into(), json!(0));
+            out.insert("score".into(), json!(r.score));
+            if let Some(p) = payload.apply(r.metadata) {
+                out.insert("payload".into(), p);
+            }
+            if let Some(v) = r.vector {
+                out.insert("vector".into(), ctx.vector_output(v));
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
+
+async fn one_query(ctx: &Ctx<'_>, body: &Value) -> Result<Vec<Value>, QdrantError> {
+    let payload = request::payload_selector(body.get("with_payload"), false)?;
+    let with_vector = request::vector_selector(body.get("with_vector"));
+    let q = parse_query(ctx, body, 10)?;
+    let records = run(ctx, q, None, with_vector).await?;
+    Ok(scored(ctx, records, &payload))
+}
+
+pub async fn query(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let points = one_query(&ctx, &body).await?;
+    Ok(started.ok(json!({"points": points})))
+}
+
+pub async fn query_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let searches = searches(&ctx, &body)?;
+    let mut out = Vec::with_capacity(searches.len());
+    for s in searches {
+        out.push(json!({"points": one_query(&ctx, s).await?}));
+    }
+    Ok(started.ok(Value::Array(out)))
+}
+
+fn searches<'b>(ctx: &Ctx, body: &'b Value) -> Result<&'b Vec<Value>, QdrantError> {
+    let searches = body.get("searches").and_then(Value::as_array).ok_or_else(|| bad("searches must be an array"))?;
+    if searches.len() > ctx.service.limits.max_batch_queries {
+        return Err(bad(format!("at most {} searches per request", ctx.service.limits.max_batch_queries)));
+    }
+    Ok(searches)
+}
+
+/// The legacy search body as a query body: `vector` is an array or `{"name", "vector"}`.
+fn legacy(body: &Value) -> Result<Value, QdrantError> {
+    let mut q = body.as_object().cloned().ok_or_else(|| bad("the body must be an object"))?;
+    let vector = q.remove("vector").ok_or_else(|| bad("vector is missing"))?;
+    match vector {
+        Value::Object(named) if named.contains_key("name") => {
+            q.insert("using".into(), named.get("name").cloned().unwrap_or(Value::Null));
+            q.insert("query".into(), named.get("vector").cloned().unwrap_or(Value::Null));
+        }
+        other => {
+            q.insert("query".into(), other);
+        }
+    }
+    Ok(Value::Object(q))
+}
+
+pub async fn search(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let points = one_query(&ctx, &legacy(&body)?).await?;
+    Ok(started.ok(Value::Array(points)))
+}
+
+pub async fn search_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let searches = searches(&ctx, &body)?;
+    let mut out = Vec::with_capacity(searches.len());
+    for s in searches {
+        out.push(Value::Array(one_query(&ctx, &legacy(s)?).await?));
+    }
+    Ok(started.ok(Value::Array(out)))
+}
+
+pub async fn unsupported(Path(_): Path<String>) -> QdrantError {
+    QdrantError::unsupported("this operation (recommend, discover, groups, facets, matrix)")
+}

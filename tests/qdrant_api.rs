@@ -1,0 +1,161 @@
+//! Issue 19: akidb's Qdrant-compatible listener, through the official client (qdrant-client
+//! 1.20, installed in .venv by scripts/test) and raw HTTP.
+
+mod common;
+
+use std::process::Command;
+
+use common::server::{free_port, Server};
+use serde_json::{json, Value};
+
+fn python() -> std::path::PathBuf {
+    let python = common::repo().join(".venv/bin/python");
+    assert!(python.is_file(), "{} is missing: scripts/test creates it with qdrant-client", python.display());
+    python
+}
+
+fn qdrant_server(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let port = free_port().to_string();
+    let mut args = vec!["--qdrant-port", port.as_str()];
+    args.extend_from_slice(extra);
+    Server::start(dir, &args)
+}
+
+fn run_script(script: &str, args: &[&str]) -> String {
+    let output = Command::new(python()).arg(common::repo().join("tests/qdrant").join(script)).args(args).output().expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[test]
+fn qdrant_client_agrees_with_its_own_local_mode_on_every_filter_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    let out = run_script("differential.py", &[&format!("http://{}", server.qdrant.clone().unwrap())]);
+    assert!(out.contains("differential: all agree"), "{out}");
+}
+
+#[test]
+fn answers_validate_against_qdrants_published_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    let spec = common::shared("reference/qdrant-1.19.0-openapi.json");
+    assert!(spec.is_file(), "{} is missing", spec.display());
+    let out = run_script("schema.py", &[&format!("http://{}", server.qdrant.clone().unwrap()), spec.to_str().unwrap()]);
+    assert!(out.contains("every answer matches"), "{out}");
+}
+
+#[test]
+fn one_store_behind_both_apis() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    // Made through akidb's API, seen through Qdrant's: ids, payload, text search by Document.
+    assert_eq!(server.post("/collections", &json!({"name": "notes"})).0, 201);
+    let (status, _) = server.post("/collections/notes/documents", &json!({"documents": [
+        {"id": "7", "text": "Rust is a systems programming language.", "metadata": {"lang": "en"}},
+        {"id": "not-a-qdrant-id", "text": "Bread is baked in an oven.", "metadata": {"lang": "en"}},
+    ]}));
+    assert_eq!(status, 200);
+    let (status, info) = server.qdrant("GET", "/collections/notes", None, &[]);
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["status"], "ok");
+    assert_eq!(info["result"]["points_count"], 2);
+    assert_eq!(info["result"]["config"]["params"]["vectors"]["size"], 384);
+    let (_, got) = server.qdrant("GET", "/collections/notes/points/7", None, &[]);
+    assert_eq!(got["result"]["id"], 7);
+    assert_eq!(got["result"]["payload"], json!({"lang": "en"}));
+    assert_eq!(got["result"]["vector"].as_array().map(Vec::len), Some(384));
+    let (_, found) = server.qdrant("POST", "/collections/notes/points/query", Some(&json!({
+        "query": {"text": "programming languages", "model": "sentence-transformers/all-MiniLM-L6-v2"}, "limit": 1, "with_payload": true
+    })), &[]);
+    assert_eq!(found["result"]["points"][0]["id"], 7, "{found}");
+    // Made through Qdrant's API, seen through akidb's.
+    let (status, body) = server.qdrant("PUT", "/collections/vecs", Some(&json!({"vectors": {"size": 3, "distance": "Euclid"}})), &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server.qdrant("PUT", "/collections/vecs/points?wait=true", Some(&json!({"points": [
+        {"id": 1, "vector": [0, 0, 1], "payload": {"k": "a"}},
+        {"id": "5c56c793-69f3-4fbf-87e6-c4bf54c28c26", "vector": [3, 0, 0], "payload": {"k": "b"}}
+    ]})), &[]);
+    assert_eq!(status, 200, "{body}");
+    let (status, doc) = server.get("/collections/vecs/documents/5c56c793-69f3-4fbf-87e6-c4bf54c28c26");
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["metadata"], json!({"k": "b"}));
+    let (_, hits) = server.post("/collections/vecs/search", &json!({"vector": [0, 0, 0.9], "k": 1}));
+    assert_eq!(hits["results"][0]["id"], "1", "{hits}");
+    // Euclid scores are distances, ascending.
+    let (_, found) = server.qdrant("POST", "/collections/vecs/points/query", Some(&json!({"query": [0, 0, 0.9]})), &[]);
+    let scores: Vec<f64> = found["result"]["points"].as_array().unwrap().iter().map(|p| p["score"].as_f64().unwrap()).collect();
+    assert!((scores[0] - 0.1).abs() < 1e-5 && scores[1] > scores[0], "{found}");
+    // Aliases are visible to both.
+    let (status, _) = server.qdrant("POST", "/collections/aliases", Some(&json!({"actions": [{"create_alias": {"collection_name": "vecs", "alias_name": "current"}}]})), &[]);
+    assert_eq!(status, 200);
+    let (status, count) = server.qdrant("POST", "/collections/current/points/count", Some(&json!({})), &[]);
+    assert_eq!((status, count["result"]["count"].clone()), (200, json!(2)));
+}
+
+#[test]
+fn bad_input_gets_qdrant_shaped_errors_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &["--max-body-bytes", "100000"]);
+    assert_eq!(server.qdrant("PUT", "/collections/c", Some(&json!({"vectors": {"size": 2, "distance": "Dot"}})), &[]).0, 200);
+    let error = |r: &(u16, Value), status: u16, needle: &str| {
+        assert_eq!(r.0, status, "{}", r.1);
+        let message = r.1["status"]["error"].as_str().unwrap_or_else(|| panic!("not Qdrant's error shape: {}", r.1));
+        assert!(message.contains(needle), "{message} lacks {needle}");
+    };
+    error(&server.qdrant("PUT", "/collections/c/points", Some(&json!({"points": [{"id": 1, "vector": [1, 2]}, {"id": -3, "vector": [1, 2]}]})), &[]), 400, "is not a valid point ID");
+    error(&server.qdrant("PUT", "/collections/c/points", Some(&json!({"points": [{"id": 1, "vector": [1, 2]}, {"id": 2, "vector": [1, 2, 3]}]})), &[]), 400, "dimension");
+    error(&server.qdrant("GET", "/collections/nope", None, &[]), 404, "Collection `nope` doesn't exist!");
+    error(&server.qdrant("POST", "/collections/c/points/scroll", Some(&json!({"filter": {"must": [{"key": "a", "geo_radius": {}}]}})), &[]), 400, "geo_radius");
+    error(&server.qdrant("POST", "/collections/c/points/scroll", Some(&json!({"filter": {"must": [{"key": "a", "match": {"value": [1]}}]}})), &[]), 400, "match values");
+    error(&server.qdrant("PUT", "/collections/d", Some(&json!({"vectors": {"size": 2, "distance": "Manhattan"}})), &[]), 400, "Manhattan");
+    let big = json!({"points": [{"id": 1, "vector": [1, 2], "payload": {"x": "y".repeat(200_000)}}]});
+    error(&server.qdrant("PUT", "/collections/c/points", Some(&big), &[]), 413, "");
+    let (status, raw) = server.qdrant("PUT", "/collections/c/points", None, &[]);
+    assert_eq!(status, 400, "{raw}");
+    // Nothing of the refused batches was written.
+    let (_, count) = server.qdrant("POST", "/collections/c/points/count", Some(&json!({"exact": true})), &[]);
+    assert_eq!(count["result"]["count"], 0);
+    // Root and probes.
+    let (status, root) = server.qdrant("GET", "/", None, &[]);
+    assert_eq!((status, root["version"].as_str().is_some()), (200, true));
+    for probe in ["/healthz", "/livez", "/readyz"] {
+        assert_eq!(server.qdrant("GET", probe, None, &[]).0, 200, "{probe}");
+    }
+}
+
+#[test]
+fn the_api_key_is_asked_for_in_qdrants_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &["--api-key", "s3cret"]);
+    assert_eq!(server.qdrant("GET", "/collections", None, &[]).0, 401);
+    assert_eq!(server.qdrant("GET", "/collections", None, &[("api-key", "wrong")]).0, 403);
+    assert_eq!(server.qdrant("GET", "/collections", None, &[("api-key", "s3cret")]).0, 200);
+    assert_eq!(server.qdrant("GET", "/collections", None, &[("Authorization", "Bearer s3cret")]).0, 200);
+    assert_eq!(server.qdrant("GET", "/healthz", None, &[]).0, 200);
+}
+
+#[test]
+fn a_qdrant_port_in_use_is_a_startup_error_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_akidb"))
+        .args(["serve", "--port", "0", "--qdrant-port", &port, "--log", "warn", "--data-dir"])
+        .arg(dir.path())
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--qdrant-port"), "{stderr}");
+}
+
+#[test]
+fn cloud_inference_documents_dense_bm25_and_hybrid() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    let out = run_script("inference.py", &[&format!("http://{}", server.qdrant.clone().unwrap())]);
+    assert!(out.contains("inference: dense, bm25 and hybrid"), "{out}");
+}
