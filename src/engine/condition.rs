@@ -241,7 +241,7 @@ impl FieldTest {
             }),
             FieldTest::TextAny(query) => text().is_some_and(|t| {
                 let words: HashSet<String> = words(t).into_iter().collect();
-                words_any(query, &words)
+                self::words(query).iter().any(|w| words.contains(w))
             }),
             FieldTest::Phrase(phrase) => text().is_some_and(|t| {
                 let (phrase, words) = (words(phrase), words(t));
@@ -254,10 +254,6 @@ impl FieldTest {
             FieldTest::ValuesCount(_) | FieldTest::IsEmpty(_) | FieldTest::IsNull(_) => false,
         }
     }
-}
-
-fn words_any(query: &str, words: &HashSet<String>) -> bool {
-    self::words(query).iter().any(|w| words.contains(w))
 }
 
 /// Qdrant's default word tokenizer: runs of alphanumerics, lowercased.

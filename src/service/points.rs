@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Digest;
 
-use super::{blocking, DocumentInput, SearchHit, SearchQuery, Service, ServiceError};
+use super::{blocking, DocumentInput, Service, ServiceError};
 use crate::domain::{Document, NewDocument, NewPassage};
 use crate::engine::{Clause, Collection, Filter};
 
@@ -272,11 +272,6 @@ impl Service {
         self.ingest(collection, inputs).await?;
         Ok(count)
     }
-
-    /// One ranked list for a leaf query, each document once, best first.
-    pub async fn ranked(&self, collection: &str, query: SearchQuery) -> Result<Vec<SearchHit>, ServiceError> {
-        self.search_one(collection, query).await
-    }
 }
 
 /// A document's first passage's vector, when asked.
@@ -322,7 +317,7 @@ fn apply(mut metadata: Map<String, Value>, change: &PayloadChange) -> Result<Map
 }
 
 /// Removes a dotted path (`a.b`), or a top-level key.
-fn delete_path(metadata: &mut Map<String, Value>, path: &str) {
+pub fn delete_path(metadata: &mut Map<String, Value>, path: &str) {
     match path.split_once('.') {
         None => {
             metadata.remove(path);

@@ -191,8 +191,8 @@ fn aliases_of(service: &Service, collection: Option<&str>) -> Result<Vec<Value>,
 pub async fn change_aliases(State(state): State<Arc<AppState>>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
     let actions = body.get("actions").and_then(Value::as_array).ok_or_else(|| bad("actions must be an array"))?;
-    let current = service.engine.store().aliases().map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?;
-    let mut table: std::collections::BTreeMap<String, String> = current.into_iter().collect();
+    let before: std::collections::BTreeMap<String, String> = service.engine.store().aliases().map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?.into_iter().collect();
+    let mut table = before.clone();
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(format!("{k} must be a string")));
     for action in actions {
         if let Some(create) = action.get("create_alias") {
@@ -218,7 +218,6 @@ pub async fn change_aliases(State(state): State<Arc<AppState>>, started: Started
             return Err(bad("each action is create_alias, delete_alias or rename_alias"));
         }
     }
-    let before: std::collections::BTreeMap<String, String> = service.engine.store().aliases().map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?.into_iter().collect();
     let mut changes: Vec<(String, Option<String>)> = before.keys().filter(|a| !table.contains_key(*a)).map(|a| (a.clone(), None)).collect();
     changes.extend(table.into_iter().map(|(a, t)| (a, Some(t))));
     service.engine.store().change_aliases(&changes).map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
@@ -13,13 +13,6 @@ use super::{filter, Ctx};
 use crate::api::AppState;
 use crate::service::points::{PayloadChange, PointKey, PointRecord};
 use crate::service::DocumentInput;
-
-#[derive(Debug, serde::Deserialize)]
-pub struct WriteParams {
-    /// Every write is durable and searchable on return, whatever `wait` says.
-    #[allow(dead_code)]
-    pub wait: Option<bool>,
-}
 
 fn completed() -> Value {
     json!({"operation_id": 0, "status": "completed"})
@@ -78,7 +71,8 @@ fn upsert_inputs(ctx: &Ctx, body: &Value) -> Result<Vec<DocumentInput>, QdrantEr
     Ok(inputs)
 }
 
-pub async fn upsert(State(state): State<Arc<AppState>>, Path(name): Path<String>, Query(_): Query<WriteParams>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+/// `?wait` is not read: every write is durable and searchable on return, as `wait=true` asks.
+pub async fn upsert(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
     let ctx = Ctx::open(&state, &name)?;
     do_upsert(&ctx, &body).await?;
     Ok(started.ok(completed()))

@@ -155,7 +155,7 @@ impl PayloadSelector {
             PayloadSelector::Exclude(keys) => {
                 let mut metadata = metadata;
                 for key in keys {
-                    remove_path(&mut metadata, key);
+                    crate::service::points::delete_path(&mut metadata, key);
                 }
                 Some(Value::Object(metadata))
             }
@@ -181,18 +181,6 @@ fn copy_path(from: &Map<String, Value>, to: &mut Map<String, Value>, path: &str)
     }
 }
 
-fn remove_path(map: &mut Map<String, Value>, path: &str) {
-    match path.split_once('.') {
-        None => {
-            map.remove(path);
-        }
-        Some((head, rest)) => {
-            if let Some(Value::Object(inner)) = map.get_mut(head) {
-                remove_path(inner, rest);
-            }
-        }
-    }
-}
 
 /// `with_vector`: true / false / [names].
 pub fn vector_selector(value: Option<&Value>) -> bool {
