@@ -330,6 +330,46 @@ pub fn delete_path(metadata: &mut Map<String, Value>, path: &str) {
     }
 }
 
+/// Maximal marginal relevance over `candidates` (each with its vector), as Qdrant computes it:
+/// the most relevant first, then each next maximises `λ·sim(query) − (1 − λ)·max sim(chosen)`
+/// with `λ = 1 − diversity`; similarities are the metric's raw ones (dot products; for l2 the
+/// negated squared distance); ties go to the last candidate, which is swap-removed, as in Qdrant.
+/// Points keep their search scores.
+pub fn mmr(candidates: Vec<ScoredRecord>, query: &[f32], metric: crate::domain::Metric, diversity: f32, limit: usize) -> Vec<ScoredRecord> {
+    let similarity = |a: &[f32], b: &[f32]| -> f32 {
+        match metric {
+            crate::domain::Metric::L2 => -a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>(),
+            _ => a.iter().zip(b).map(|(x, y)| x * y).sum(),
+        }
+    };
+    let lambda = 1.0 - diversity;
+    let vectors: Vec<&[f32]> = candidates.iter().map(|c| c.vector.as_deref().unwrap_or(&[])).collect();
+    let relevance: Vec<f32> = vectors.iter().map(|v| similarity(query, v)).collect();
+    let last_argmax = |scores: &[f32]| scores.iter().enumerate().fold(None, |best: Option<(usize, f32)>, (i, &s)| match best {
+        Some((_, b)) if s < b => best,
+        _ => Some((i, s)),
+    }).map(|(i, _)| i);
+    let mut pending: Vec<usize> = (0..candidates.len()).collect();
+    let mut selected: Vec<usize> = Vec::new();
+    let first: Vec<f32> = pending.iter().map(|&i| relevance[i]).collect();
+    if let Some(seed) = last_argmax(&first) {
+        selected.push(pending.swap_remove(seed));
+    }
+    while selected.len() < limit && !pending.is_empty() {
+        let scores: Vec<f32> = pending
+            .iter()
+            .map(|&p| {
+                let redundancy = selected.iter().map(|&s| similarity(vectors[p], vectors[s])).fold(f32::NEG_INFINITY, f32::max);
+                lambda * relevance[p] - (1.0 - lambda) * redundancy
+            })
+            .collect();
+        let Some(best) = last_argmax(&scores) else { break };
+        selected.push(pending.swap_remove(best));
+    }
+    let mut slots: Vec<Option<ScoredRecord>> = candidates.into_iter().map(Some).collect();
+    selected.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
 /// Fuses ranked lists (each best first, keyed by point) as Qdrant does.
 pub fn fuse(lists: Vec<Vec<ScoredRecord>>, fusion: FusionKind, weights: Option<&[f32]>) -> Vec<ScoredRecord> {
     let mut scores: HashMap<PointKey, (f32, ScoredRecord)> = HashMap::new();
@@ -404,6 +444,15 @@ mod tests {
         assert_eq!(Value::Object(apply(m.clone(), &set).unwrap()), serde_json::json!({"a": 1, "n": {"x": 1, "y": 2, "z": 3}}));
         assert_eq!(Value::Object(apply(m.clone(), &PayloadChange::Delete(vec!["n.x".into(), "a".into()])).unwrap()), serde_json::json!({"n": {"y": 2}}));
         assert!(apply(m, &PayloadChange::Clear).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mmr_trades_relevance_for_diversity() {
+        let r = |n: u64, v: [f32; 2]| ScoredRecord { key: PointKey::Num(n), score: v[0], metadata: Map::new(), vector: Some(v.to_vec()) };
+        let candidates = vec![r(1, [1.0, 0.0]), r(2, [0.99, 0.14]), r(3, [0.6, 0.8])];
+        let keys = |d: f32| mmr(candidates.clone(), &[1.0, 0.0], crate::domain::Metric::Cosine, d, 2).iter().map(|r| r.key).collect::<Vec<_>>();
+        assert_eq!(keys(0.0), [PointKey::Num(1), PointKey::Num(2)], "no diversity: by relevance");
+        assert_eq!(keys(0.8), [PointKey::Num(1), PointKey::Num(3)], "diversity skips the near-duplicate");
     }
 
     #[test]

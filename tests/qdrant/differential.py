@@ -157,5 +157,13 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
     b = local.query_points(name, query=point_id(5), limit=4).points
     if [str(p.id) for p in a] != [str(p.id) for p in b]:
         fail(f"{distance} query by point id: akidb {ids(a)}, local {ids(b)}")
+    for diversity in (0.0, 0.5, 0.9):
+        # Not a stored vector: with one, the seed is the query itself and every next score ties.
+        mmr = models.NearestQuery(nearest=[0.9, -0.1, 0.3, 0.2, -0.5, 0.4, 0.1, -0.2], mmr=models.Mmr(diversity=diversity, candidates_limit=20))
+        a = remote.query_points(name, query=mmr, limit=5).points
+        b = local.query_points(name, query=mmr, limit=5).points
+        if [str(p.id) for p in a] != [str(p.id) for p in b]:
+            fail(f"{distance} mmr diversity {diversity}: akidb {ids(a)}, local {ids(b)}")
+    print(f"ok {distance}: query by point id and MMR agree")
     remote.delete_collection(name)
 print("differential: all agree")

@@ -13,7 +13,8 @@ use super::{filter, Ctx};
 use crate::api::AppState;
 use crate::domain::Metric;
 use crate::engine::Filter;
-use crate::service::points::{fuse, FusionKind, PointKey, ScoredRecord};
+use crate::embed::{EmbedRequest, EmbeddingProvider};
+use crate::service::points::{fuse, mmr, FusionKind, PointKey, ScoredRecord};
 use crate::service::{Mode, SearchQuery};
 
 /// Qdrant's default RRF constant.
@@ -28,6 +29,8 @@ enum Nearest {
 /// One query, parsed.
 struct Request {
     nearest: Option<Nearest>,
+    /// Maximal marginal relevance: (diversity, candidates).
+    mmr: Option<(f32, Option<usize>)>,
     fusion: Option<(FusionKind, Option<Vec<f32>>)>,
     prefetch: Vec<Request>,
     filter: Option<Value>,
@@ -39,14 +42,20 @@ struct Request {
 fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request, QdrantError> {
     let mut nearest = None;
     let mut fusion = None;
+    let mut mmr = None;
     let using = body.get("using").and_then(Value::as_str);
     match body.get("query") {
         None | Some(Value::Null) => {}
         Some(q) => {
             let q = match q {
                 Value::Object(o) if o.contains_key("nearest") => {
-                    if o.get("mmr").is_some_and(|m| !m.is_null()) {
-                        return Err(QdrantError::unsupported("mmr"));
+                    if let Some(m) = o.get("mmr").filter(|m| !m.is_null()) {
+                        let diversity = m.get("diversity").and_then(Value::as_f64).unwrap_or(0.5) as f32;
+                        if !(0.0..=1.0).contains(&diversity) {
+                            return Err(bad(format!("mmr.diversity must be in 0..=1, got {diversity}")));
+                        }
+                        let candidates = m.get("candidates_limit").and_then(Value::as_u64).map(|c| c as usize);
+                        mmr = Some((diversity, candidates));
                     }
                     &o["nearest"]
                 }
@@ -93,6 +102,7 @@ fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request,
     }
     Ok(Request {
         nearest,
+        mmr,
         fusion,
         prefetch,
         filter: body.get("filter").filter(|f| !f.is_null()).cloned(),
@@ -132,7 +142,20 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             }
             fuse(lists, fusion, weights.as_deref())
         } else if let Some(nearest) = q.nearest {
-            leaf(ctx, nearest, filter, wanted.max(1), with_vector).await?
+            match q.mmr {
+                None => leaf(ctx, nearest, filter, wanted.max(1), with_vector).await?,
+                Some((diversity, candidates)) => {
+                    // Candidates with their vectors, re-ranked; the offset applies after.
+                    let query = query_vector(ctx, &nearest).await?;
+                    let candidates = candidates.unwrap_or(wanted).clamp(1, max_k);
+                    let mut found = leaf(ctx, nearest, filter, candidates, true).await?;
+                    found = mmr(found, &query, ctx.collection.config.metric, diversity, wanted);
+                    if !with_vector {
+                        found.iter_mut().for_each(|r| r.vector = None);
+                    }
+                    found
+                }
+            }
         } else if q.prefetch.len() == 1 {
             let Some(p) = q.prefetch.into_iter().next() else { return Ok(Vec::new()) };
             run(ctx, p, filter, with_vector).await?
@@ -153,6 +176,27 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
         }
         Ok(ranked.into_iter().skip(q.offset).take(q.limit).collect())
     })
+}
+
+/// The vector a nearest query stands for, as the collection compares it (normalized for cosine).
+async fn query_vector(ctx: &Ctx<'_>, nearest: &Nearest) -> Result<Vec<f32>, QdrantError> {
+    let raw = match nearest {
+        Nearest::Point(key) => {
+            let mut found = ctx.service.retrieve(&ctx.collection, vec![*key], true).await?;
+            found.pop().and_then(|p| p.vector).ok_or_else(|| QdrantError::not_found(format!("No point with id {} found", key.document_id())))?
+        }
+        Nearest::Given(Given { dense: Some(v), .. }) => v.clone(),
+        Nearest::Given(Given { dense_text: Some((text, model)), .. }) => {
+            if let Some(model) = model {
+                ctx.check_model(model)?;
+            }
+            let provider = ctx.service.bound_model(&ctx.collection, "search it with a vector")?;
+            let mut out = provider.embed(EmbedRequest::queries(vec![text.clone()])).await.map_err(crate::service::ServiceError::from)?;
+            out.pop().map(|e| e.embedding).ok_or_else(|| bad("the model returned no vector"))?
+        }
+        Nearest::Given(_) => return Err(QdrantError::unsupported("mmr on a BM25 query")),
+    };
+    Ok(ctx.collection.prepare_vector(raw).map_err(crate::service::ServiceError::from)?)
 }
 
 async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<Vec<ScoredRecord>, QdrantError> {
