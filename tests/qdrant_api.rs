@@ -159,3 +159,11 @@ fn cloud_inference_documents_dense_bm25_and_hybrid() {
     let out = run_script("inference.py", &[&format!("http://{}", server.qdrant.clone().unwrap())]);
     assert!(out.contains("inference: dense, bm25 and hybrid"), "{out}");
 }
+
+#[test]
+fn langchain_and_llamaindex_stores_run_unmodified() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    let out = run_script("frameworks.py", &[&format!("http://{}", server.address), &format!("http://{}", server.qdrant.clone().unwrap())]);
+    assert!(out.contains("langchain: add, search") && out.contains("llamaindex: add, filtered query"), "{out}");
+}
