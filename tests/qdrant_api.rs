@@ -167,3 +167,68 @@ fn langchain_and_llamaindex_stores_run_unmodified() {
     let out = run_script("frameworks.py", &[&format!("http://{}", server.address), &format!("http://{}", server.qdrant.clone().unwrap())]);
     assert!(out.contains("langchain: add, search") && out.contains("llamaindex: add, filtered query"), "{out}");
 }
+
+fn akidb_cli(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_akidb")).args(args).current_dir(cwd).env("AKIDB_LOG", "warn").env_remove("AKIDB_API_KEY").output().unwrap()
+}
+
+#[test]
+fn export_and_import_copy_points_with_their_text_and_resume() {
+    let (a_dir, b_dir, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (qdrant_server(a_dir.path(), &[]), qdrant_server(b_dir.path(), &["--api-key", "bkey"]));
+    let (a_url, b_url) = (format!("http://{}", a.qdrant.clone().unwrap()), format!("http://{}", b.qdrant.clone().unwrap()));
+    // Texts embedded by A, split into passages where long.
+    assert_eq!(a.post("/collections", &json!({"name": "notes"})).0, 201);
+    let long = "Tides follow the moon. ".repeat(200);
+    let docs: Vec<Value> = (0..20).map(|i| json!({"id": i.to_string(), "text": if i == 0 { long.clone() } else { format!("Note {i} is about topic {}.", i % 3) }, "metadata": {"n": i}})).collect();
+    assert_eq!(a.post("/collections/notes/documents", &json!({"documents": docs})).0, 200);
+    let out = akidb_cli(&["export", "-c", "notes", "--from", &a_url, "--to", &b_url, "--api-key", "bkey", "--batch", "7"], work.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["copied"].clone(), summary["points"].clone()), (json!(20), json!(20)));
+    for i in [0, 5, 19] {
+        let (status, got) = b.request("GET", &format!("/collections/notes/documents/{i}"), None, &[("Authorization", "Bearer bkey")]);
+        let (_, want) = a.get(&format!("/collections/notes/documents/{i}"));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!((got["text"].clone(), got["metadata"].clone()), (want["text"].clone(), want["metadata"].clone()), "document {i}");
+    }
+    let (_, va) = a.qdrant("GET", "/collections/notes/points/5", None, &[]);
+    let (_, vb) = b.qdrant("GET", "/collections/notes/points/5", None, &[("api-key", "bkey")]);
+    assert_eq!(va["result"]["vector"], vb["result"]["vector"]);
+    // The copy is searchable by its text on B (lexical, from the text that travelled).
+    let (_, hits) = b.request("POST", "/collections/notes/search", Some(json!({"query": "tides moon", "mode": "lexical", "k": 1}).to_string().as_bytes()), &[("Authorization", "Bearer bkey")]);
+    assert_eq!(hits["results"][0]["id"], "0", "{hits}");
+
+    // Import back under another name, interrupted and resumed: a vectors collection of 400 points
+    // copied one point per request, killed once it has saved progress.
+    assert_eq!(b.qdrant("PUT", "/collections/vecs", Some(&json!({"vectors": {"v": {"size": 4, "distance": "Dot"}}})), &[("api-key", "bkey")]).0, 200);
+    let points: Vec<Value> = (0..400).map(|i| json!({"id": i, "vector": {"v": [i as f32, 1.0, 0.5, -1.0]}, "payload": {"i": i}})).collect();
+    assert_eq!(b.qdrant("PUT", "/collections/vecs/points?wait=true", Some(&json!({"points": points})), &[("api-key", "bkey")]).0, 200);
+    let state = work.path().join("import.json");
+    let args = ["import", "-c", "vecs", "--from", &b_url, "--api-key", "bkey", "--to", &a_url, "--as", "copy", "--batch", "1", "--state", state.to_str().unwrap()];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_akidb")).args(args).current_dir(work.path()).env("AKIDB_LOG", "warn").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !state.exists() {
+        assert!(std::time::Instant::now() < deadline, "no progress saved");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    let before = saved["copied"].as_u64().unwrap();
+    assert!(before > 0 && before < 400, "{saved}");
+    let out = akidb_cli(&args, work.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming"), "the second run started over");
+    assert!(!state.exists(), "the state file is removed once the copy is verified");
+    let (_, count) = a.qdrant("POST", "/collections/copy/points/count", Some(&json!({"exact": true})), &[]);
+    assert_eq!(count["result"]["count"], 400);
+    let (_, info) = a.qdrant("GET", "/collections/copy", None, &[]);
+    assert_eq!(info["result"]["config"]["params"]["vectors"], json!({"v": {"size": 4, "distance": "Dot"}}));
+    let (_, p) = a.qdrant("GET", "/collections/copy/points/399", None, &[]);
+    assert_eq!((p["result"]["payload"].clone(), p["result"]["vector"].clone()), (json!({"i": 399}), json!({"v": [399.0, 1.0, 0.5, -1.0]})));
+    // A wrong key on the target is a clear error.
+    let out = akidb_cli(&["export", "-c", "notes", "--from", &a_url, "--to", &b_url, "--api-key", "nope", "--as", "x"], work.path());
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -6,6 +6,7 @@ mod embed;
 mod ingest;
 mod search;
 mod serve;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ pub use embed::{run_embed, EmbedArgs};
 pub use ingest::{run_ingest, IngestArgs};
 pub use search::{run_search, SearchArgs};
 pub use serve::{load_config_file, run_serve, ServeArgs};
+pub use transfer::{run_export, run_import, ExportArgs, ImportArgs};
 
 /// Writes command output to stdout; a closed pipe (`akidb search ... | head`) ends it quietly.
 pub(crate) fn emit(text: &str) {
@@ -49,6 +51,8 @@ pub enum CliError {
     Config(String),
     #[error("startup failed: {0}")]
     Startup(String),
+    #[error("{0}")]
+    Transfer(String),
 }
 
 impl From<EmbedError> for CliError {
@@ -84,6 +88,10 @@ pub enum Command {
     Search(SearchArgs),
     /// List, create, inspect or delete collections of a running server.
     Collections(CollectionsArgs),
+    /// Copy a collection to a server speaking Qdrant's API (a Qdrant cluster, another akidb).
+    Export(Box<ExportArgs>),
+    /// Copy a collection from a server speaking Qdrant's API into this akidb.
+    Import(Box<ImportArgs>),
 }
 
 /// Which model to use.

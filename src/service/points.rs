@@ -190,14 +190,23 @@ impl Service {
         .await
     }
 
-    /// First vectors for documents already read.
-    pub async fn with_vectors(&self, collection: &Arc<Collection>, documents: Vec<(PointKey, Document)>, with_vector: bool) -> Result<Vec<PointRecord>, ServiceError> {
+    /// First vectors for documents already read (metadata only); with `with_text`, the texts
+    /// are read too (documents deleted meanwhile are skipped).
+    pub async fn with_vectors(&self, collection: &Arc<Collection>, documents: Vec<(PointKey, Document)>, with_vector: bool, with_text: bool) -> Result<Vec<PointRecord>, ServiceError> {
         let collection = collection.clone();
         blocking(move || {
-            documents
-                .into_iter()
-                .map(|(key, document)| Ok(PointRecord { key, vector: first_vector(&collection, &document, with_vector)?, document }))
-                .collect()
+            let mut out = Vec::with_capacity(documents.len());
+            for (key, document) in documents {
+                let document = match with_text {
+                    true => match collection.get(&document.id)? {
+                        Some(full) => full,
+                        None => continue,
+                    },
+                    false => document,
+                };
+                out.push(PointRecord { key, vector: first_vector(&collection, &document, with_vector)?, document });
+            }
+            Ok(out)
         })
         .await
     }

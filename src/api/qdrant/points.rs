@@ -34,6 +34,17 @@ pub fn record(ctx: &Ctx, point: PointRecord, payload: &PayloadSelector, order_va
     Value::Object(out)
 }
 
+/// akidb's one extension of Qdrant's bodies, used by `akidb export` / `import` between akidb
+/// servers: on scroll, `akidb_text_key` adds each point's text to its payload under that key; on
+/// upsert, it takes the text from that payload key.
+fn text_key(body: &Value) -> Result<Option<String>, QdrantError> {
+    match body.get("akidb_text_key") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(k)) if !k.is_empty() => Ok(Some(k.clone())),
+        Some(_) => Err(bad("akidb_text_key must be a non-empty string")),
+    }
+}
+
 /// Upsert inputs from `{"points": [...]}` or `{"batch": {...}}`.
 fn upsert_inputs(ctx: &Ctx, body: &Value) -> Result<Vec<DocumentInput>, QdrantError> {
     let mut inputs = Vec::new();
@@ -67,6 +78,15 @@ fn upsert_inputs(ctx: &Ctx, body: &Value) -> Result<Vec<DocumentInput>, QdrantEr
         }
     } else {
         return Err(bad("give points (a list) or batch"));
+    }
+    if let Some(key) = text_key(body)? {
+        for input in &mut inputs {
+            if let Some(Value::String(text)) = input.metadata.as_mut().and_then(|m| m.remove(&key)) {
+                if input.text.is_empty() {
+                    input.text = text;
+                }
+            }
+        }
     }
     Ok(inputs)
 }
@@ -121,8 +141,18 @@ pub async fn scroll(State(state): State<Arc<AppState>>, Path(name): Path<String>
     }
     let next = points.get(limit).map(|(key, _)| key.to_json());
     points.truncate(limit);
-    let records = ctx.service.with_vectors(&ctx.collection, points, with_vector).await?;
-    let records: Vec<Value> = records.into_iter().map(|p| record(&ctx, p, &payload, None)).collect();
+    let text_key = text_key(&body)?;
+    let records = ctx.service.with_vectors(&ctx.collection, points, with_vector, text_key.is_some()).await?;
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|mut p| {
+            if let Some(key) = &text_key {
+                let text = std::mem::take(&mut p.document.text);
+                p.document.metadata.insert(key.clone(), Value::String(text));
+            }
+            record(&ctx, p, &payload, None)
+        })
+        .collect();
     Ok(started.ok(json!({"points": records, "next_page_offset": next})))
 }
 
@@ -158,7 +188,7 @@ async fn scroll_ordered(
     keyed.sort_by(|a, b| if descending { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) }.then(a.2 .0.cmp(&b.2 .0)));
     keyed.truncate(limit);
     let order_values: Vec<Value> = keyed.iter().map(|(_, v, _)| v.clone()).collect();
-    let records = ctx.service.with_vectors(&ctx.collection, keyed.into_iter().map(|(_, _, p)| p).collect(), with_vector).await?;
+    let records = ctx.service.with_vectors(&ctx.collection, keyed.into_iter().map(|(_, _, p)| p).collect(), with_vector, false).await?;
     let records: Vec<Value> = records.into_iter().zip(order_values).map(|(p, o)| record(ctx, p, payload, Some(o))).collect();
     Ok(started.ok(json!({"points": records, "next_page_offset": null})))
 }

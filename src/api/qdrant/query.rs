@@ -167,7 +167,7 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             if let Some(filter) = &filter {
                 points.retain(|(_, d)| filter.matches_at(&d.metadata, d.passages.first().map(|p| p.point)));
             }
-            let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector).await?;
+            let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector, false).await?;
             records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: r.document.metadata, vector: r.vector }).collect()
         };
         if let Some(threshold) = q.score_threshold {
