@@ -232,3 +232,41 @@ fn export_and_import_copy_points_with_their_text_and_resume() {
     let out = akidb_cli(&["export", "-c", "notes", "--from", &a_url, "--to", &b_url, "--api-key", "nope", "--as", "x"], work.path());
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("403"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn aliases_in_both_apis_and_an_atomic_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = qdrant_server(dir.path(), &[]);
+    for (name, v) in [("v1", [1.0, 0.0]), ("v2", [0.0, 1.0])] {
+        assert_eq!(server.post("/collections", &json!({"name": name, "dims": 2})).0, 201);
+        assert_eq!(server.post(&format!("/collections/{name}/documents"), &json!({"documents": [{"id": name, "vector": v}]})).0, 200);
+    }
+    let put = |alias: &str, collection: &str| server.request("PUT", &format!("/aliases/{alias}"), Some(json!({"collection": collection}).to_string().as_bytes()), &[]);
+    assert_eq!(put("live", "v1").0, 200);
+    let (_, hits) = server.post("/collections/live/search", &json!({"vector": [1.0, 0.0], "k": 1}));
+    assert_eq!(hits["results"][0]["id"], "v1", "{hits}");
+    // Qdrant's view of the same alias, then a switch made through Qdrant's API.
+    let (_, listed) = server.qdrant("GET", "/aliases", None, &[]);
+    assert_eq!(listed["result"]["aliases"], json!([{"alias_name": "live", "collection_name": "v1"}]));
+    let switch = json!({"actions": [{"delete_alias": {"alias_name": "live"}}, {"create_alias": {"alias_name": "live", "collection_name": "v2"}}]});
+    assert_eq!(server.qdrant("POST", "/collections/aliases", Some(&switch), &[]).0, 200);
+    let (_, hits) = server.post("/collections/live/search", &json!({"vector": [1.0, 0.0], "k": 1}));
+    assert_eq!(hits["results"][0]["id"], "v2", "{hits}");
+    let (_, got) = server.get("/aliases");
+    assert_eq!(got["aliases"], json!([{"alias": "live", "collection": "v2"}]));
+    // Refusals: a collection's name, a missing collection, a bad name; nothing changes.
+    assert_eq!(put("v1", "v2").0, 409);
+    assert_eq!(put("other", "missing").0, 404);
+    assert_eq!(put("bad name", "v2").0, 400);
+    assert_eq!(server.post("/collections", &json!({"name": "live", "dims": 2})).0, 400, "a collection cannot take an alias's name");
+    let bad = json!({"actions": [{"create_alias": {"alias_name": "x", "collection_name": "v1"}}, {"delete_alias": {"alias_name": "nope"}}]});
+    assert_eq!(server.qdrant("POST", "/collections/aliases", Some(&bad), &[]).0, 404);
+    let (_, got) = server.get("/aliases");
+    assert_eq!(got["aliases"].as_array().map(Vec::len), Some(1), "a refused batch changes nothing: {got}");
+    // Deleting through the alias is refused; deleting the collection takes its aliases.
+    assert_eq!(server.delete("/collections/live").0, 404);
+    assert_eq!(server.request("DELETE", "/aliases/nope", None, &[]).0, 404);
+    assert_eq!(server.delete("/collections/v2").0, 200);
+    let (_, got) = server.get("/aliases");
+    assert_eq!(got["aliases"], json!([]));
+}

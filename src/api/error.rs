@@ -109,6 +109,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooLarge(_) => ApiError::too_large(message),
             ServiceError::ModelNotFound { .. } => ApiError::not_found("model_not_found", message),
             ServiceError::DocumentNotFound(_) => ApiError::not_found("document_not_found", message),
+            ServiceError::AliasNotFound(_) => ApiError::not_found("alias_not_found", message),
+            ServiceError::AliasIsCollection(_) => ApiError::new(StatusCode::CONFLICT, "alias_is_collection", message),
             ServiceError::ModelNotLoaded { .. } => ApiError::new(StatusCode::CONFLICT, "model_not_loaded", message),
             ServiceError::ModelMismatch(..) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", message),
             ServiceError::NoModel => ApiError::unavailable("no_model", message),

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use error::ApiError;
-use handlers::{collections, documents, embeddings, page, search, system};
+use handlers::{aliases, collections, documents, embeddings, page, search, system};
 pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
@@ -45,6 +45,8 @@ pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(collections::create_collection, collections::list_collections))
         .routes(routes!(collections::get_collection, collections::delete_collection))
         .routes(routes!(collections::rebuild_collection))
+        .routes(routes!(aliases::list_aliases))
+        .routes(routes!(aliases::put_alias, aliases::delete_alias))
         .routes(routes!(documents::add_documents, documents::list_documents))
         .routes(routes!(documents::count_documents))
         .routes(routes!(documents::delete_documents))

@@ -244,6 +244,32 @@ pub struct RebuildStarted {
     pub backend: BackendName,
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AliasRequest {
+    /// The collection the alias names (by its own name).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub collection: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasInfo {
+    pub alias: String,
+    pub collection: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasList {
+    /// By alias.
+    pub aliases: Vec<AliasInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasDeleted {
+    /// Aliases deleted: 1.
+    pub deleted: usize,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct CollectionDeleted {
     /// Collections deleted: 1.

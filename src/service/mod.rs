@@ -4,6 +4,7 @@
 //! the query (interactive lane) → dense | lexical → fuse → group by document → fetch. Handlers
 //! only parse, call and map `ServiceError` to HTTP; nothing here knows about HTTP.
 
+pub mod aliases;
 pub mod browse;
 pub mod ingest;
 pub mod passages;
@@ -63,6 +64,10 @@ pub enum ServiceError {
     ModelNotFound { name: String, loaded: Vec<String> },
     #[error("document '{0}' not found")]
     DocumentNotFound(String),
+    #[error("alias '{0}' not found")]
+    AliasNotFound(String),
+    #[error("'{0}' is the name of a collection; an alias needs a name of its own")]
+    AliasIsCollection(String),
     #[error("collection '{collection}' is bound to model '{model}', which this server has not loaded")]
     ModelNotLoaded { collection: String, model: String },
     #[error("collection '{0}' was built with a different model than the one loaded under its name: {1}")]
@@ -145,11 +150,13 @@ pub struct Service {
     /// Loaded models; the first is the default.
     pub models: Vec<Arc<OnnxProvider>>,
     pub limits: Limits,
+    /// Serializes alias changes (each reads the table, then writes it).
+    aliases_lock: Arc<parking_lot::Mutex<()>>,
 }
 
 impl Service {
     pub fn new(engine: Arc<Engine>, models: Vec<Arc<OnnxProvider>>, limits: Limits) -> Self {
-        Service { engine, models, limits }
+        Service { engine, models, limits, aliases_lock: Arc::default() }
     }
 
     pub fn model(&self, name: &str) -> Result<&Arc<OnnxProvider>, ServiceError> {
@@ -163,8 +170,15 @@ impl Service {
         self.models.first().ok_or(ServiceError::NoModel)
     }
 
+    /// A collection by its name or an alias.
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>, ServiceError> {
-        Ok(self.engine.collection(name)?)
+        match self.engine.collection(name) {
+            Err(EngineError::CollectionNotFound(_)) => match self.resolve_name(name)? {
+                target if target != name => Ok(self.engine.collection(&target)?),
+                _ => Err(EngineError::CollectionNotFound(name.to_owned()).into()),
+            },
+            found => Ok(found?),
+        }
     }
 
     /// Every collection, by name.
@@ -190,6 +204,9 @@ impl Service {
     /// Creates a collection bound to a loaded model, or, given `dims` and no model, one that
     /// takes vectors from its clients.
     pub async fn create_collection(&self, request: NewCollection) -> Result<Arc<Collection>, ServiceError> {
+        if self.aliases()?.iter().any(|(alias, _)| *alias == request.name) {
+            return Err(ServiceError::Invalid { code: "name_is_alias", message: format!("'{}' is an alias; delete it first or pick another name", request.name) });
+        }
         let model = match (&request.model, request.dims) {
             (Some(name), _) => self.model(name)?,
             (None, Some(dims)) => return self.create_vector_collection(request, dims).await,

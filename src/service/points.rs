@@ -135,15 +135,6 @@ impl Service {
         Ok(())
     }
 
-    /// The collection a name or an alias names.
-    pub fn resolve_name(&self, name: &str) -> Result<String, ServiceError> {
-        if self.engine.collection(name).is_ok() {
-            return Ok(name.to_owned());
-        }
-        let aliases = self.engine.store().aliases().map_err(crate::engine::EngineError::from)?;
-        Ok(aliases.into_iter().find(|(alias, _)| alias == name).map_or_else(|| name.to_owned(), |(_, target)| target))
-    }
-
     /// The filter the indexes take for a Qdrant clause (`None`: no condition).
     pub async fn resolve_clause(&self, collection: &Arc<Collection>, clause: Option<Clause>) -> Result<Option<Filter>, ServiceError> {
         let Some(clause) = clause.filter(|c| !c.is_empty()) else { return Ok(None) };

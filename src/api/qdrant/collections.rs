@@ -15,6 +15,7 @@ use crate::domain::{IndexBackend, Metric};
 use crate::embed::EmbeddingProvider;
 use crate::engine::Collection;
 use crate::service::points::View;
+use crate::service::aliases::AliasChange;
 use crate::service::{ChunkingChoice, NewCollection, Service};
 
 pub async fn list(State(state): State<Arc<AppState>>, started: Started) -> Result<Response, QdrantError> {
@@ -25,7 +26,6 @@ pub async fn list(State(state): State<Arc<AppState>>, started: Started) -> Resul
 
 pub async fn exists(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
-    let name = service.resolve_name(&name)?;
     Ok(started.ok(json!({"exists": service.collection(&name).is_ok()})))
 }
 
@@ -153,8 +153,8 @@ pub async fn update(State(state): State<Arc<AppState>>, Path(name): Path<String>
 
 pub async fn delete(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
-    let name = service.resolve_name(&name)?;
-    if service.collection(&name).is_err() {
+    // By its own name only: an alias names a collection for reads and writes, not for drops.
+    if service.engine.collection(&name).is_err() {
         return Ok(started.ok(json!(false)));
     }
     service.drop_collection(&name).await?;
@@ -183,7 +183,7 @@ pub async fn collection_aliases(State(state): State<Arc<AppState>>, Path(name): 
 }
 
 fn aliases_of(service: &Service, collection: Option<&str>) -> Result<Vec<Value>, QdrantError> {
-    let all = service.engine.store().aliases().map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?;
+    let all = service.aliases()?;
     Ok(all.into_iter().filter(|(_, target)| collection.is_none_or(|c| c == target)).map(|(alias, target)| json!({"alias_name": alias, "collection_name": target})).collect())
 }
 
@@ -191,35 +191,19 @@ fn aliases_of(service: &Service, collection: Option<&str>) -> Result<Vec<Value>,
 pub async fn change_aliases(State(state): State<Arc<AppState>>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
     let actions = body.get("actions").and_then(Value::as_array).ok_or_else(|| bad("actions must be an array"))?;
-    let before: std::collections::BTreeMap<String, String> = service.engine.store().aliases().map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?.into_iter().collect();
-    let mut table = before.clone();
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| bad(format!("{k} must be a string")));
+    let mut changes = Vec::with_capacity(actions.len());
     for action in actions {
-        if let Some(create) = action.get("create_alias") {
-            let (collection, alias) = (text(create, "collection_name")?, text(create, "alias_name")?);
-            crate::engine::validate_collection_name(&alias).map_err(|e| bad(e.to_string()))?;
-            if service.collection(&collection).is_err() {
-                return Err(QdrantError::collection_not_found(&collection));
-            }
-            if service.collection(&alias).is_ok() {
-                return Err(bad(format!("Wrong input: Alias `{alias}` is the name of a collection")));
-            }
-            table.insert(alias, collection);
+        changes.push(if let Some(create) = action.get("create_alias") {
+            AliasChange::Create { alias: text(create, "alias_name")?, collection: text(create, "collection_name")? }
         } else if let Some(delete) = action.get("delete_alias") {
-            let alias = text(delete, "alias_name")?;
-            if table.remove(&alias).is_none() {
-                return Err(QdrantError::not_found(format!("Alias {alias} does not exists!")));
-            }
+            AliasChange::Delete { alias: text(delete, "alias_name")? }
         } else if let Some(rename) = action.get("rename_alias") {
-            let (old, new) = (text(rename, "old_alias_name")?, text(rename, "new_alias_name")?);
-            let target = table.remove(&old).ok_or_else(|| QdrantError::not_found(format!("Alias {old} does not exists!")))?;
-            table.insert(new, target);
+            AliasChange::Rename { from: text(rename, "old_alias_name")?, to: text(rename, "new_alias_name")? }
         } else {
             return Err(bad("each action is create_alias, delete_alias or rename_alias"));
-        }
+        });
     }
-    let mut changes: Vec<(String, Option<String>)> = before.keys().filter(|a| !table.contains_key(*a)).map(|a| (a.clone(), None)).collect();
-    changes.extend(table.into_iter().map(|(a, t)| (a, Some(t))));
-    service.engine.store().change_aliases(&changes).map_err(crate::engine::EngineError::from).map_err(crate::service::ServiceError::from)?;
+    service.change_aliases(changes).await?;
     Ok(started.ok(json!(true)))
 }

@@ -52,8 +52,7 @@ pub(crate) struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     fn open(state: &'a AppState, name: &str) -> Result<Self, QdrantError> {
         let service = loaded(state)?;
-        let resolved = service.resolve_name(name)?;
-        let collection = service.collection(&resolved).map_err(|_| QdrantError::collection_not_found(name))?;
+        let collection = service.collection(name).map_err(|_| QdrantError::collection_not_found(name))?;
         let view = service.view(&collection)?;
         Ok(Ctx { service, collection, view })
     }
