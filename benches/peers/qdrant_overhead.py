@@ -54,12 +54,15 @@ class Client:
         return json.loads(data) if data else None
 
 
-def timed(fn, n):
-    times = []
+def timed_pair(native_fn, qdrant_fn, n):
+    """Both sides alternately, query by query, so that drift in the machine's speed (other
+    tenants, frequency) falls on both alike."""
+    times = {"native": [], "qdrant": []}
     for i in range(n):
-        start = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - start)
+        for side, fn in (("native", native_fn), ("qdrant", qdrant_fn)) if i % 2 == 0 else (("qdrant", qdrant_fn), ("native", native_fn)):
+            start = time.perf_counter()
+            fn(i)
+            times[side].append(time.perf_counter() - start)
     return times
 
 
@@ -67,7 +70,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=os.path.join(REPO, "target/release/akidb"))
     parser.add_argument("--out", default=os.path.join(REPO, "benches/results/qdrant_overhead.json"))
-    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=1000)
     args = parser.parse_args()
     rng = random.Random(1)
     dims, batches = 64, 8
@@ -100,10 +103,11 @@ def main():
             qdrant.call("PUT", "/collections/qd/points?wait=true", {"batch": {"ids": list(ids), "vectors": vectors, "payloads": [{"n": i} for i in ids]}})
             upsert["qdrant"].append(1000 / (time.perf_counter() - start))
         queries = [vec() for _ in range(args.queries)]
-        nn = {
-            "native": timed(lambda i: native.call("POST", "/collections/nat/search", {"vector": queries[i], "k": 10}), args.queries),
-            "qdrant": timed(lambda i: qdrant.call("POST", "/collections/qd/points/query", {"query": queries[i], "limit": 10, "with_payload": True}), args.queries),
-        }
+        nn = timed_pair(
+            lambda i: native.call("POST", "/collections/nat/search", {"vector": queries[i], "k": 10}),
+            lambda i: qdrant.call("POST", "/collections/qd/points/query", {"query": queries[i], "limit": 10, "with_payload": True}),
+            args.queries,
+        )
         # Hybrid over texts embedded by the server.
         words = "rust memory safety graph search vector index passage query bread oven yeast tower paris cell energy light plant".split()
         texts = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(300)]
@@ -113,14 +117,15 @@ def main():
             chunk = list(enumerate(texts))[start:start + 100]
             native.call("POST", "/collections/natm/documents", {"documents": [{"id": str(i), "text": t} for i, t in chunk]})
             qdrant.call("PUT", "/collections/qdm/points?wait=true", {"points": [{"id": i, "vector": {"dense": {"text": t, "model": "minilm-l6-v2"}, "bm25": {"text": t, "model": "Qdrant/bm25"}}} for i, t in chunk]})
-        hq = [" ".join(rng.choice(words) for _ in range(3)) for _ in range(100)]
-        hybrid = {
-            "native": timed(lambda i: native.call("POST", "/collections/natm/search", {"query": hq[i], "mode": "hybrid", "k": 10}), len(hq)),
-            "qdrant": timed(lambda i: qdrant.call("POST", "/collections/qdm/points/query", {"prefetch": [
+        hq = [" ".join(rng.choice(words) for _ in range(3)) for _ in range(args.queries // 3)]
+        hybrid = timed_pair(
+            lambda i: native.call("POST", "/collections/natm/search", {"query": hq[i], "mode": "hybrid", "k": 10}),
+            lambda i: qdrant.call("POST", "/collections/qdm/points/query", {"prefetch": [
                 {"query": {"text": hq[i], "model": "minilm-l6-v2"}, "using": "dense", "limit": 50},
                 {"query": {"text": hq[i], "model": "Qdrant/bm25"}, "using": "bm25", "limit": 50}],
-                "query": {"fusion": "rrf"}, "limit": 10, "with_payload": True}), len(hq)),
-        }
+                "query": {"fusion": "rrf"}, "limit": 10, "with_payload": True}),
+            len(hq),
+        )
     finally:
         process.terminate()
         process.wait()

@@ -95,7 +95,8 @@ pub struct PointRecord {
 pub struct ScoredRecord {
     pub key: PointKey,
     pub score: f32,
-    pub metadata: Map<String, Value>,
+    /// `None`: not read yet (a prefetch's list, fused before anything is read; see `hydrate`).
+    pub metadata: Option<Map<String, Value>>,
     pub vector: Option<Vec<f32>>,
 }
 
@@ -196,6 +197,28 @@ impl Service {
                     false => document,
                 };
                 out.push(PointRecord { key, vector: first_vector(&collection, &document, with_vector)?, document });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Reads the metadata (and first vectors, when asked) of scored points fused before
+    /// anything was read; points deleted meanwhile are dropped.
+    pub async fn hydrate(&self, collection: &Arc<Collection>, records: Vec<ScoredRecord>, with_vector: bool) -> Result<Vec<ScoredRecord>, ServiceError> {
+        let collection = collection.clone();
+        blocking(move || {
+            let mut out = Vec::with_capacity(records.len());
+            for mut record in records {
+                if record.metadata.is_none() || (with_vector && record.vector.is_none()) {
+                    let Some(document) = collection.get_head(&record.key.document_id())? else { continue };
+                    record.vector = match record.vector {
+                        Some(v) => Some(v),
+                        None => first_vector(&collection, &document, with_vector)?,
+                    };
+                    record.metadata = Some(document.metadata);
+                }
+                out.push(record);
             }
             Ok(out)
         })
@@ -448,7 +471,7 @@ mod tests {
 
     #[test]
     fn mmr_trades_relevance_for_diversity() {
-        let r = |n: u64, v: [f32; 2]| ScoredRecord { key: PointKey::Num(n), score: v[0], metadata: Map::new(), vector: Some(v.to_vec()) };
+        let r = |n: u64, v: [f32; 2]| ScoredRecord { key: PointKey::Num(n), score: v[0], metadata: None, vector: Some(v.to_vec()) };
         let candidates = vec![r(1, [1.0, 0.0]), r(2, [0.99, 0.14]), r(3, [0.6, 0.8])];
         let keys = |d: f32| mmr(candidates.clone(), &[1.0, 0.0], crate::domain::Metric::Cosine, d, 2).iter().map(|r| r.key).collect::<Vec<_>>();
         assert_eq!(keys(0.0), [PointKey::Num(1), PointKey::Num(2)], "no diversity: by relevance");
@@ -457,7 +480,7 @@ mod tests {
 
     #[test]
     fn rrf_fuses_by_position() {
-        let r = |n: u64, score: f32| ScoredRecord { key: PointKey::Num(n), score, metadata: Map::new(), vector: None };
+        let r = |n: u64, score: f32| ScoredRecord { key: PointKey::Num(n), score, metadata: None, vector: None };
         let fused = fuse(vec![vec![r(1, 0.9), r(2, 0.8)], vec![r(2, 5.0), r(3, 4.0)]], FusionKind::Rrf { k: 2.0 }, None);
         let keys: Vec<PointKey> = fused.iter().map(|r| r.key).collect();
         assert_eq!(keys, [PointKey::Num(2), PointKey::Num(1), PointKey::Num(3)]);

@@ -345,6 +345,12 @@ fn rank(candidates: &[Candidate], mode: Mode, fusion: &Fusion, passages: bool) -
 fn fetch(collection: &Collection, query: &SearchQuery, ranked: Vec<(Candidate, f32)>) -> Result<Vec<SearchHit>, ServiceError> {
     let mut hits = Vec::with_capacity(ranked.len());
     for (candidate, score) in ranked {
+        if !(query.include_text || query.include_metadata || query.include_vector) {
+            // Ids and scores only (a list to fuse): the candidate's document was live when
+            // `resolve` read its passage, a moment ago.
+            hits.push(SearchHit { id: candidate.document, score, passage: candidate.passage, span: candidate.span, text: None, metadata: None, vector: None });
+            continue;
+        }
         // Deleted between the search and this read: skipped.
         // The text is read only when the answer carries it.
         let document = if query.include_text { collection.get(&candidate.document)? } else { collection.get_head(&candidate.document)? };

@@ -136,10 +136,17 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             return Err(bad(format!("limit + offset must be at most {max_k}")));
         }
         let mut ranked = if let Some((fusion, weights)) = q.fusion {
-            let mut lists = Vec::with_capacity(q.prefetch.len());
-            for p in q.prefetch {
-                lists.push(run(ctx, p, filter.clone(), with_vector).await?);
-            }
+            let mut prefetch = q.prefetch;
+            let lists = match batched(ctx, &mut prefetch, filter.as_ref()).await? {
+                Some(lists) => lists,
+                None => {
+                    let mut lists = Vec::with_capacity(prefetch.len());
+                    for p in prefetch {
+                        lists.push(run(ctx, p, filter.clone(), with_vector).await?);
+                    }
+                    lists
+                }
+            };
             fuse(lists, fusion, weights.as_deref())
         } else if let Some(nearest) = q.nearest {
             match q.mmr {
@@ -168,7 +175,7 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
                 points.retain(|(_, d)| filter.matches_at(&d.metadata, d.passages.first().map(|p| p.point)));
             }
             let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector, false).await?;
-            records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: r.document.metadata, vector: r.vector }).collect()
+            records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: Some(r.document.metadata), vector: r.vector }).collect()
         };
         if let Some(threshold) = q.score_threshold {
             let lower_is_better = ctx.collection.config.metric == Metric::L2;
@@ -199,7 +206,8 @@ async fn query_vector(ctx: &Ctx<'_>, nearest: &Nearest) -> Result<Vec<f32>, Qdra
     Ok(ctx.collection.prepare_vector(raw).map_err(crate::service::ServiceError::from)?)
 }
 
-async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<Vec<ScoredRecord>, QdrantError> {
+/// A leaf query as the service's search, and the point to leave out of its answers.
+async fn leaf_query(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<(SearchQuery, Option<PointKey>), QdrantError> {
     let mut query = SearchQuery { k, filter, include_text: false, include_metadata: true, include_vector: with_vector, ..SearchQuery::default() };
     let mut exclude = None;
     match nearest {
@@ -230,13 +238,66 @@ async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize,
             }
         }
     }
-    let hits = ctx.service.search_one(ctx.collection.name(), query).await?;
-    Ok(hits
-        .into_iter()
-        .map(|h| ScoredRecord { key: PointKey::of_document(&h.id), score: h.score, metadata: h.metadata.unwrap_or_default(), vector: h.vector })
+    Ok((query, exclude))
+}
+
+/// A leaf's hits as scored points, the excluded one left out, at most `k`.
+fn records(hits: Vec<crate::service::SearchHit>, exclude: Option<PointKey>, k: usize) -> Vec<ScoredRecord> {
+    hits.into_iter()
+        .map(|h| ScoredRecord { key: PointKey::of_document(&h.id), score: h.score, metadata: h.metadata, vector: h.vector })
         .filter(|r| Some(r.key) != exclude)
         .take(k)
-        .collect())
+        .collect()
+}
+
+async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<Vec<ScoredRecord>, QdrantError> {
+    let (query, exclude) = leaf_query(ctx, nearest, filter, k, with_vector).await?;
+    let hits = ctx.service.search_one(ctx.collection.name(), query).await?;
+    Ok(records(hits, exclude, k))
+}
+
+/// Prefetches that are all plain nearest queries run as one batch of searches: their texts are
+/// embedded together and the searches run on one blocking thread, as akidb's own hybrid search
+/// does. `None` when one of them is not plain (MMR, fusion, prefetches of its own).
+async fn batched(ctx: &Ctx<'_>, prefetch: &mut Vec<Request>, outer: Option<&Filter>) -> Result<Option<Vec<Vec<ScoredRecord>>>, QdrantError> {
+    if prefetch.iter().any(|p| p.nearest.is_none() || p.mmr.is_some() || p.fusion.is_some() || !p.prefetch.is_empty()) {
+        return Ok(None);
+    }
+    let max_k = ctx.service.limits.max_k;
+    let mut queries = Vec::with_capacity(prefetch.len());
+    let mut shapes = Vec::with_capacity(prefetch.len());
+    for p in prefetch.drain(..) {
+        let clause = match &p.filter {
+            Some(f) => filter::parse(f, &ctx.view).map_err(bad)?,
+            None => None,
+        };
+        let own = ctx.service.resolve_clause(&ctx.collection, clause).await?;
+        let wanted = p.offset + p.limit;
+        if wanted > max_k {
+            return Err(bad(format!("limit + offset must be at most {max_k}")));
+        }
+        let Some(nearest) = p.nearest else { return Ok(None) };
+        // Only ids and scores: what the fused answer keeps is read after the fusion (`hydrate`).
+        let (mut query, exclude) = leaf_query(ctx, nearest, both(outer, own), wanted.max(1), false).await?;
+        query.include_metadata = false;
+        queries.push(query);
+        shapes.push((exclude, wanted.max(1), p.offset, p.limit, p.score_threshold));
+    }
+    let results = ctx.service.search(ctx.collection.name(), queries).await?;
+    let lower_is_better = ctx.collection.config.metric == Metric::L2;
+    Ok(Some(
+        results
+            .into_iter()
+            .zip(shapes)
+            .map(|(hits, (exclude, k, offset, limit, threshold))| {
+                let mut list = records(hits, exclude, k);
+                if let Some(t) = threshold {
+                    list.retain(|r| if lower_is_better { r.score <= t } else { r.score >= t });
+                }
+                list.into_iter().skip(offset).take(limit).collect()
+            })
+            .collect(),
+    ))
 }
 
 fn scored(ctx: &Ctx, records: Vec<ScoredRecord>, payload: &PayloadSelector) -> Vec<Value> {
@@ -247,7 +308,7 @@ fn scored(ctx: &Ctx, records: Vec<ScoredRecord>, payload: &PayloadSelector) -> V
             out.insert("id".into(), r.key.to_json());
             out.insert("version".into(), json!(0));
             out.insert("score".into(), json!(r.score));
-            if let Some(p) = payload.apply(r.metadata) {
+            if let Some(p) = payload.apply(r.metadata.unwrap_or_default()) {
                 out.insert("payload".into(), p);
             }
             if let Some(v) = r.vector {
@@ -263,6 +324,12 @@ async fn one_query(ctx: &Ctx<'_>, body: &Value) -> Result<Vec<Value>, QdrantErro
     let with_vector = request::vector_selector(body.get("with_vector"));
     let q = parse_query(ctx, body, 10)?;
     let records = run(ctx, q, None, with_vector).await?;
+    // Only fused lists were searched without payloads (a hop to a blocking thread is not free).
+    let wanted = !matches!(payload, PayloadSelector::None) || with_vector;
+    let records = match wanted && records.iter().any(|r| r.metadata.is_none() || (with_vector && r.vector.is_none())) {
+        true => ctx.service.hydrate(&ctx.collection, records, with_vector).await?,
+        false => records,
+    };
     Ok(scored(ctx, records, &payload))
 }
 
