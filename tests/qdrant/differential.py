@@ -157,6 +157,12 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
     b = local.query_points(name, query=point_id(5), limit=4).points
     if [str(p.id) for p in a] != [str(p.id) for p in b]:
         fail(f"{distance} query by point id: akidb {ids(a)}, local {ids(b)}")
+    for positive, negative in (([point_id(5), point_id(20)], []), ([point_id(5)], [point_id(8), [0.1] * DIMS])):
+        rec = models.RecommendQuery(recommend=models.RecommendInput(positive=positive, negative=negative))
+        a = remote.query_points(name, query=rec, limit=5, query_filter=filters["must_not"]).points
+        b = local.query_points(name, query=rec, limit=5, query_filter=filters["must_not"]).points
+        if [str(p.id) for p in a] != [str(p.id) for p in b] or not close([p.score for p in a], [p.score for p in b]):
+            fail(f"{distance} recommend {positive} / {negative}: akidb {[(p.id, p.score) for p in a]}, local {[(p.id, p.score) for p in b]}")
     for diversity in (0.0, 0.5, 0.9):
         # Not a stored vector: with one, the seed is the query itself and every next score ties.
         mmr = models.NearestQuery(nearest=[0.9, -0.1, 0.3, 0.2, -0.5, 0.4, 0.1, -0.2], mmr=models.Mmr(diversity=diversity, candidates_limit=20))
@@ -164,6 +170,6 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
         b = local.query_points(name, query=mmr, limit=5).points
         if [str(p.id) for p in a] != [str(p.id) for p in b]:
             fail(f"{distance} mmr diversity {diversity}: akidb {ids(a)}, local {ids(b)}")
-    print(f"ok {distance}: query by point id and MMR agree")
+    print(f"ok {distance}: query by point id, recommend and MMR agree")
     remote.delete_collection(name)
 print("differential: all agree")

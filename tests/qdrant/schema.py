@@ -86,6 +86,8 @@ call("POST", "/collections/schema_c/points/query", {"query": [1, 0.1, 0, 0], "li
 call("POST", "/collections/schema_c/points/query/batch", {"searches": [{"query": [1, 0, 0, 0]}, {"query": 2}]})
 call("POST", "/collections/schema_c/points/search", {"vector": [1, 0, 0, 0], "limit": 2})
 call("POST", "/collections/schema_c/points/search/batch", {"searches": [{"vector": [1, 0, 0, 0], "limit": 1}]})
+call("POST", "/collections/schema_c/points/recommend", {"positive": [1], "negative": [[0, 0, 0, 1]], "limit": 2})
+call("POST", "/collections/schema_c/points/query", {"query": {"recommend": {"positive": [1, 2]}}, "limit": 2})
 call("POST", "/collections/schema_c/points/payload?wait=true", {"payload": {"b": 1}, "points": [1]})
 call("PUT", "/collections/schema_c/points/payload", {"payload": {"b": 2}, "points": [2]})
 call("POST", "/collections/schema_c/points/payload/delete", {"keys": ["b"], "points": [1]})

@@ -24,6 +24,38 @@ const QDRANT_RRF_K: f32 = 2.0;
 enum Nearest {
     Given(Given),
     Point(PointKey),
+    /// Qdrant's `average_vector` recommendation: examples are point ids or vectors.
+    Recommend { positive: Vec<Example>, negative: Vec<Example> },
+}
+
+enum Example {
+    Point(PointKey),
+    Vector(Vec<f32>),
+}
+
+fn examples(value: Option<&Value>) -> Result<Vec<Example>, QdrantError> {
+    let Some(items) = value.filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let items = items.as_array().ok_or_else(|| bad("positive / negative take an array of point ids or vectors"))?;
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Array(xs) => xs.iter().map(|x| x.as_f64().map(|x| x as f32)).collect::<Option<Vec<f32>>>().map(Example::Vector).ok_or_else(|| bad("an example vector is an array of numbers")),
+            id => PointKey::from_json(id).map(Example::Point).map_err(bad),
+        })
+        .collect()
+}
+
+/// `{"positive", "negative", "strategy"}` as a recommendation (average_vector only).
+fn parse_recommend(o: &Map<String, Value>) -> Result<Nearest, QdrantError> {
+    match o.get("strategy").and_then(Value::as_str) {
+        None | Some("average_vector") => {}
+        Some(other) => return Err(QdrantError::unsupported(&format!("the {other} recommendation strategy (average_vector is)"))),
+    }
+    let (positive, negative) = (examples(o.get("positive"))?, examples(o.get("negative"))?);
+    if positive.is_empty() {
+        return Err(bad("No positive examples given with 'average_vector' strategy"));
+    }
+    Ok(Nearest::Recommend { positive, negative })
 }
 
 /// One query, parsed.
@@ -77,7 +109,10 @@ fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request,
                     let weights = rrf.get("weights").and_then(Value::as_array).map(|w| w.iter().map(|x| x.as_f64().unwrap_or(1.0) as f32).collect());
                     fusion = Some((FusionKind::Rrf { k }, weights));
                 }
-                Value::Object(o) if ["recommend", "discover", "context", "order_by", "formula", "sample", "relevance_feedback"].iter().any(|k| o.contains_key(*k)) => {
+                Value::Object(o) if o.get("recommend").is_some_and(Value::is_object) => {
+                    nearest = Some(parse_recommend(o["recommend"].as_object().ok_or_else(|| bad("recommend must be an object"))?)?);
+                }
+                Value::Object(o) if ["discover", "context", "order_by", "formula", "sample", "relevance_feedback"].iter().any(|k| o.contains_key(*k)) => {
                     let kind = o.keys().next().cloned().unwrap_or_default();
                     return Err(QdrantError::unsupported(&format!("the {kind} query")));
                 }
@@ -188,10 +223,8 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
 /// The vector a nearest query stands for, as the collection compares it (normalized for cosine).
 async fn query_vector(ctx: &Ctx<'_>, nearest: &Nearest) -> Result<Vec<f32>, QdrantError> {
     let raw = match nearest {
-        Nearest::Point(key) => {
-            let mut found = ctx.service.retrieve(&ctx.collection, vec![*key], true).await?;
-            found.pop().and_then(|p| p.vector).ok_or_else(|| QdrantError::not_found(format!("No point with id {} found", key.document_id())))?
-        }
+        Nearest::Point(key) => point_vector(ctx, *key).await?,
+        Nearest::Recommend { .. } => return Err(QdrantError::unsupported("mmr on a recommend query")),
         Nearest::Given(Given { dense: Some(v), .. }) => v.clone(),
         Nearest::Given(Given { dense_text: Some((text, model)), .. }) => {
             if let Some(model) = model {
@@ -207,17 +240,25 @@ async fn query_vector(ctx: &Ctx<'_>, nearest: &Nearest) -> Result<Vec<f32>, Qdra
 }
 
 /// A leaf query as the service's search, and the point to leave out of its answers.
-async fn leaf_query(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<(SearchQuery, Option<PointKey>), QdrantError> {
+async fn leaf_query(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<(SearchQuery, Vec<PointKey>), QdrantError> {
     let mut query = SearchQuery { k, filter, include_text: false, include_metadata: true, include_vector: with_vector, ..SearchQuery::default() };
-    let mut exclude = None;
+    let mut exclude = Vec::new();
     match nearest {
         Nearest::Point(key) => {
             // As in Qdrant, the point whose vector is the query is not among its answers.
-            exclude = Some(key);
-            query.k = (k + 1).min(ctx.service.limits.max_k);
-            let mut found = ctx.service.retrieve(&ctx.collection, vec![key], true).await?;
-            let point = found.pop().ok_or_else(|| QdrantError::not_found(format!("No point with id {} found", key.document_id())))?;
-            query.vector = point.vector;
+            exclude.push(key);
+            query.vector = Some(point_vector(ctx, key).await?);
+            query.mode = Some(Mode::Dense);
+        }
+        Nearest::Recommend { positive, negative } => {
+            // 2·mean(positive) − mean(negative), or mean(positive); the examples given by id
+            // are not among the answers.
+            let positive = mean_of(ctx, positive, &mut exclude).await?.ok_or_else(|| bad("No positive examples given with 'average_vector' strategy"))?;
+            let negative = mean_of(ctx, negative, &mut exclude).await?;
+            query.vector = Some(match negative {
+                Some(neg) => positive.iter().zip(&neg).map(|(p, n)| p + p - n).collect(),
+                None => positive,
+            });
             query.mode = Some(Mode::Dense);
         }
         Nearest::Given(given) => {
@@ -238,14 +279,42 @@ async fn leaf_query(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: 
             }
         }
     }
+    query.k = (k + exclude.len()).min(ctx.service.limits.max_k);
     Ok((query, exclude))
 }
 
-/// A leaf's hits as scored points, the excluded one left out, at most `k`.
-fn records(hits: Vec<crate::service::SearchHit>, exclude: Option<PointKey>, k: usize) -> Vec<ScoredRecord> {
+/// The mean of example vectors (points by id read from the store, and added to `exclude`).
+async fn mean_of(ctx: &Ctx<'_>, examples: Vec<Example>, exclude: &mut Vec<PointKey>) -> Result<Option<Vec<f32>>, QdrantError> {
+    let n = examples.len() as f32;
+    let mut sum: Option<Vec<f32>> = None;
+    for example in examples {
+        let v = match example {
+            Example::Vector(v) => v,
+            Example::Point(key) => {
+                exclude.push(key);
+                point_vector(ctx, key).await?
+            }
+        };
+        match &mut sum {
+            None => sum = Some(v),
+            Some(s) if s.len() == v.len() => s.iter_mut().zip(&v).for_each(|(a, b)| *a += b),
+            Some(_) => return Err(bad("example vectors differ in width")),
+        }
+    }
+    Ok(sum.map(|s| s.into_iter().map(|x| x / n).collect()))
+}
+
+/// A point's (first) vector, as stored.
+async fn point_vector(ctx: &Ctx<'_>, key: PointKey) -> Result<Vec<f32>, QdrantError> {
+    let mut found = ctx.service.retrieve(&ctx.collection, vec![key], true).await?;
+    found.pop().and_then(|p| p.vector).ok_or_else(|| QdrantError::not_found(format!("No point with id {} found", key.document_id())))
+}
+
+/// A leaf's hits as scored points, the excluded ones left out, at most `k`.
+fn records(hits: Vec<crate::service::SearchHit>, exclude: Vec<PointKey>, k: usize) -> Vec<ScoredRecord> {
     hits.into_iter()
         .map(|h| ScoredRecord { key: PointKey::of_document(&h.id), score: h.score, metadata: h.metadata, vector: h.vector })
-        .filter(|r| Some(r.key) != exclude)
+        .filter(|r| !exclude.contains(&r.key))
         .take(k)
         .collect()
 }
@@ -389,6 +458,35 @@ pub async fn search_batch(State(state): State<Arc<AppState>>, Path(name): Path<S
     Ok(started.ok(Value::Array(out)))
 }
 
+/// The legacy recommend body as a query body.
+fn legacy_recommend(body: &Value) -> Result<Value, QdrantError> {
+    let mut q = body.as_object().cloned().ok_or_else(|| bad("the body must be an object"))?;
+    let mut recommend = Map::new();
+    for key in ["positive", "negative", "strategy"] {
+        if let Some(v) = q.remove(key) {
+            recommend.insert(key.into(), v);
+        }
+    }
+    q.insert("query".into(), json!({ "recommend": recommend }));
+    Ok(Value::Object(q))
+}
+
+pub async fn recommend(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let points = one_query(&ctx, &legacy_recommend(&body)?).await?;
+    Ok(started.ok(Value::Array(points)))
+}
+
+pub async fn recommend_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    let searches = searches(&ctx, &body)?;
+    let mut out = Vec::with_capacity(searches.len());
+    for s in searches {
+        out.push(Value::Array(one_query(&ctx, &legacy_recommend(s)?).await?));
+    }
+    Ok(started.ok(Value::Array(out)))
+}
+
 pub async fn unsupported(Path(_): Path<String>) -> QdrantError {
-    QdrantError::unsupported("this operation (recommend, discover, groups, facets, matrix)")
+    QdrantError::unsupported("this operation (discover, groups, facets, matrix)")
 }
