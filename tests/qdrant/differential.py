@@ -163,6 +163,12 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
         b = local.query_points(name, query=rec, limit=5, query_filter=filters["must_not"]).points
         if [str(p.id) for p in a] != [str(p.id) for p in b] or not close([p.score for p in a], [p.score for p in b]):
             fail(f"{distance} recommend {positive} / {negative}: akidb {[(p.id, p.score) for p in a]}, local {[(p.id, p.score) for p in b]}")
+    for group_by, size, count in (("lang", 2, 3), ("tags", 3, 4), ("meta.lang", 4, 2)):
+        a = remote.query_points_groups(name, query=vectors[7], group_by=group_by, group_size=size, limit=count, query_filter=filters["must_not"]).groups
+        b = local.query_points_groups(name, query=vectors[7], group_by=group_by, group_size=size, limit=count, query_filter=filters["must_not"]).groups
+        shape = lambda groups: [(g.id, [str(h.id) for h in g.hits]) for g in groups]
+        if shape(a) != shape(b):
+            fail(f"{distance} groups by {group_by}: akidb {shape(a)}, local {shape(b)}")
     for diversity in (0.0, 0.5, 0.9):
         # Not a stored vector: with one, the seed is the query itself and every next score ties.
         mmr = models.NearestQuery(nearest=[0.9, -0.1, 0.3, 0.2, -0.5, 0.4, 0.1, -0.2], mmr=models.Mmr(diversity=diversity, candidates_limit=20))
@@ -170,6 +176,6 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
         b = local.query_points(name, query=mmr, limit=5).points
         if [str(p.id) for p in a] != [str(p.id) for p in b]:
             fail(f"{distance} mmr diversity {diversity}: akidb {ids(a)}, local {ids(b)}")
-    print(f"ok {distance}: query by point id, recommend and MMR agree")
+    print(f"ok {distance}: query by point id, recommend, groups and MMR agree")
     remote.delete_collection(name)
 print("differential: all agree")

@@ -86,6 +86,8 @@ call("POST", "/collections/schema_c/points/query", {"query": [1, 0.1, 0, 0], "li
 call("POST", "/collections/schema_c/points/query/batch", {"searches": [{"query": [1, 0, 0, 0]}, {"query": 2}]})
 call("POST", "/collections/schema_c/points/search", {"vector": [1, 0, 0, 0], "limit": 2})
 call("POST", "/collections/schema_c/points/search/batch", {"searches": [{"vector": [1, 0, 0, 0], "limit": 1}]})
+call("POST", "/collections/schema_c/points/query/groups", {"query": [1, 0, 0, 0], "group_by": "a", "group_size": 2, "limit": 2, "with_payload": True})
+call("POST", "/collections/schema_c/points/search/groups", {"vector": [1, 0, 0, 0], "group_by": "a", "group_size": 1, "limit": 2})
 call("POST", "/collections/schema_c/points/recommend", {"positive": [1], "negative": [[0, 0, 0, 1]], "limit": 2})
 call("POST", "/collections/schema_c/points/query", {"query": {"recommend": {"positive": [1, 2]}}, "limit": 2})
 call("POST", "/collections/schema_c/points/payload?wait=true", {"payload": {"b": 1}, "points": [1]})

@@ -134,8 +134,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/points/search/batch", post(query::search_batch))
         .route("/collections/{name}/points/recommend", post(query::recommend))
         .route("/collections/{name}/points/recommend/batch", post(query::recommend_batch))
-        .route("/collections/{name}/points/query/groups", post(query::unsupported))
-        .route("/collections/{name}/points/search/groups", post(query::unsupported))
+        .route("/collections/{name}/points/query/groups", post(query::query_groups))
+        .route("/collections/{name}/points/search/groups", post(query::search_groups))
         .route("/collections/{name}/points/discover", post(query::unsupported))
         .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             QdrantError { status: StatusCode::NOT_FOUND, message: format!("Not found: no route {method} {} on akidb's Qdrant-compatible API", uri.path()) }

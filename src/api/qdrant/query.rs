@@ -402,6 +402,65 @@ async fn one_query(ctx: &Ctx<'_>, body: &Value) -> Result<Vec<Value>, QdrantErro
     Ok(scored(ctx, records, &payload))
 }
 
+/// A query's points grouped by a payload field's values (each value of an array is a group of
+/// its own): at most `limit` groups of at most `group_size` points, groups in the order of their
+/// best point. The search widens fourfold until the groups are full or nothing is left.
+async fn grouped(ctx: &Ctx<'_>, body: &Value) -> Result<Value, QdrantError> {
+    let key = body.get("group_by").and_then(Value::as_str).ok_or_else(|| bad("group_by must be a payload key"))?;
+    let path = crate::engine::condition::Path::parse(key).map_err(bad)?;
+    if body.get("with_lookup").is_some_and(|v| !v.is_null()) {
+        return Err(QdrantError::unsupported("with_lookup"));
+    }
+    let group_size = request::usize_field(body, "group_size", 3)?.max(1);
+    let limit = request::usize_field(body, "limit", 10)?.max(1);
+    let payload = request::payload_selector(body.get("with_payload"), false)?;
+    let with_vector = request::vector_selector(body.get("with_vector"));
+    let max_k = ctx.service.limits.max_k;
+    let mut k = (limit * group_size * 2).clamp(10, max_k);
+    loop {
+        let mut search = body.clone();
+        search["limit"] = json!(k);
+        search["offset"] = json!(0);
+        let q = parse_query(ctx, &search, k)?;
+        let found = run(ctx, q, None, with_vector).await?;
+        let exhausted = found.len() < k || k >= max_k;
+        let found = ctx.service.hydrate(&ctx.collection, found, with_vector).await?;
+        let mut groups: Vec<(Value, Vec<ScoredRecord>)> = Vec::new();
+        for record in found {
+            let metadata = record.metadata.clone().unwrap_or_default();
+            for value in path.values(&metadata, true) {
+                let group_id = match value {
+                    Value::String(_) => value.clone(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => value.clone(),
+                    _ => continue,
+                };
+                match groups.iter_mut().find(|(id, _)| *id == group_id) {
+                    Some((_, hits)) if hits.len() < group_size && !hits.iter().any(|h| h.key == record.key) => hits.push(record.clone()),
+                    Some(_) => {}
+                    None => groups.push((group_id, vec![record.clone()])),
+                }
+            }
+        }
+        let full = groups.len() >= limit && groups.iter().take(limit).all(|(_, hits)| hits.len() == group_size);
+        if full || exhausted {
+            groups.truncate(limit);
+            let groups: Vec<Value> = groups.into_iter().map(|(id, hits)| json!({"id": id, "hits": scored(ctx, hits, &payload)})).collect();
+            return Ok(json!({"groups": groups}));
+        }
+        k = (k * 4).min(max_k);
+    }
+}
+
+pub async fn query_groups(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    Ok(started.ok(grouped(&ctx, &body).await?))
+}
+
+pub async fn search_groups(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(&state, &name)?;
+    Ok(started.ok(grouped(&ctx, &legacy(&body)?).await?))
+}
+
 pub async fn query(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
     let ctx = Ctx::open(&state, &name)?;
     let points = one_query(&ctx, &body).await?;
@@ -488,5 +547,5 @@ pub async fn recommend_batch(State(state): State<Arc<AppState>>, Path(name): Pat
 }
 
 pub async fn unsupported(Path(_): Path<String>) -> QdrantError {
-    QdrantError::unsupported("this operation (discover, groups, facets, matrix)")
+    QdrantError::unsupported("this operation (discover, facets, matrix)")
 }
