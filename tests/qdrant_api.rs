@@ -270,3 +270,32 @@ fn aliases_in_both_apis_and_an_atomic_switch() {
     let (_, got) = server.get("/aliases");
     assert_eq!(got["aliases"], json!([]));
 }
+
+#[test]
+fn akidb_where_speaks_qdrant_conditions_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.post("/collections", &json!({"name": "n", "dims": 2})).0, 201);
+    let docs: Vec<Value> = (0..10)
+        .map(|i| json!({"id": format!("d{i}"), "vector": [1.0, i as f32 / 10.0], "metadata": {"meta": {"lang": if i % 2 == 0 { "en" } else { "de" }}, "tags": if i < 3 { json!(["rust"]) } else { json!([]) }, "when": format!("2024-03-{:02}T00:00:00Z", i + 1)}}))
+        .collect();
+    assert_eq!(server.post("/collections/n/documents", &json!({"documents": docs})).0, 200);
+    let en = json!({"must": [{"key": "meta.lang", "match": {"value": "en"}}], "must_not": [{"is_empty": {"key": "tags"}}]});
+    let (status, hits) = server.post("/collections/n/search", &json!({"vector": [1.0, 0.0], "k": 10, "where": en}));
+    assert_eq!(status, 200, "{hits}");
+    let ids: Vec<&str> = hits["results"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["d0", "d2"], "en and tagged");
+    let recent = json!({"must": [{"key": "when", "range": {"gte": "2024-03-08T00:00:00Z"}}]});
+    let (_, count) = server.post("/collections/n/count", &json!({"where": recent}));
+    assert_eq!(count["count"], 3, "{count}");
+    let (_, page) = server.get(&format!("/collections/n/documents?where={}", urlencode(&json!({"must": [{"has_id": ["d4", "d5"]}]}).to_string())));
+    assert_eq!(page["documents"].as_array().map(Vec::len), Some(2), "{page}");
+    let (status, deleted) = server.post("/collections/n/documents/delete", &json!({"where": {"should": [{"key": "tags", "match": {"value": "rust"}}]}}));
+    assert_eq!((status, deleted["deleted"].clone()), (200, json!(3)), "{deleted}");
+    let (status, bad) = server.post("/collections/n/search", &json!({"vector": [1.0, 0.0], "where": {"must": [], "lang": "en"}}));
+    assert_eq!(status, 400, "{bad}");
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}

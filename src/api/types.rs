@@ -457,7 +457,10 @@ pub struct SearchRequest {
     #[schema(minimum = 1, maximum = 1000)]
     #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
     pub k: Option<usize>,
-    /// Metadata filter: `{"field": value}`, `$eq $ne $gt $gte $lt $lte $in $nin $and $or`.
+    /// Metadata filter: `{"field": value}`, `$eq $ne $gt $gte $lt $lte $in $nin $and $or`; or
+    /// Qdrant's filter language (`must`, `should`, `must_not`, `min_should` with nested keys,
+    /// arrays, `nested`, `is_empty`, `is_null`, `values_count`, text, datetime ranges, `has_id`
+    /// of document ids).
     #[serde(rename = "where")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,

@@ -389,7 +389,8 @@ impl Collection {
     /// as many batches as the matches at the start need (writers adding matches as fast as they
     /// are deleted cannot keep it running).
     pub fn delete_where(self: &Arc<Self>, filter: &Filter) -> Result<usize, EngineError> {
-        let plan = Plan::compile(filter);
+        let filter = self.resolve_filter(filter)?;
+        let plan = Plan::compile(&filter);
         let rounds = self.payload.read().count_documents(&plan) as usize / DELETE_BATCH + 1;
         let mut deleted = 0;
         for _ in 0..rounds {
@@ -449,7 +450,7 @@ impl Collection {
         let documents = self.store.documents(self.id(), after, with_text).map_err(|e| self.named(e))?;
         for document in documents {
             let document = document.map_err(|e| self.named(e))?;
-            if filter.is_some_and(|f| !f.matches_at(&document.metadata, document.passages.first().map(|p| p.point))) {
+            if filter.is_some_and(|f| !f.matches_document(&document.id, &document.metadata, document.passages.first().map(|p| p.point))) {
                 continue;
             }
             if page.len() == limit {
@@ -462,6 +463,17 @@ impl Collection {
 
     /// The points of the documents `clause` matches, as a filter the indexes take: one pass
     /// over the store's metadata (texts are not read). See `condition` for why.
+    /// `filter` with every `Condition` in it resolved into the points it matches (itself when
+    /// it has none): what the payload index and the planner take.
+    pub fn resolve_filter(&self, filter: &Filter) -> Result<Filter, EngineError> {
+        Ok(match filter {
+            Filter::Condition(clause) => self.resolve(clause)?,
+            Filter::And(all) if filter.has_condition() => Filter::And(all.iter().map(|f| self.resolve_filter(f)).collect::<Result<_, _>>()?),
+            Filter::Or(any) if filter.has_condition() => Filter::Or(any.iter().map(|f| self.resolve_filter(f)).collect::<Result<_, _>>()?),
+            other => other.clone(),
+        })
+    }
+
     pub fn resolve(&self, clause: &super::Clause) -> Result<Filter, EngineError> {
         let mut points = roaring::RoaringTreemap::new();
         for document in self.store.documents(self.id(), None, false).map_err(|e| self.named(e))? {
@@ -474,8 +486,9 @@ impl Collection {
     }
 
     /// Documents the filter matches, counted from the payload index without reading the store.
-    pub fn count_matching(&self, filter: &Filter) -> usize {
-        self.payload.read().count_documents(&Plan::compile(filter)) as usize
+    pub fn count_matching(&self, filter: &Filter) -> Result<usize, EngineError> {
+        let plan = Plan::compile(&self.resolve_filter(filter)?);
+        Ok(self.payload.read().count_documents(&plan) as usize)
     }
 
     /// The `k` nearest live passages to `vector` (already checked by `prepare_vector`), best
@@ -499,7 +512,7 @@ impl Collection {
         let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
         let hits = match filter.filter(|f| !f.matches_everything()) {
             Some(filter) => {
-                let plan = Plan::compile(filter);
+                let plan = Plan::compile(&self.resolve_filter(filter)?);
                 let payload = self.payload.read();
                 // Once per search: an `$and` estimate intersects posting sets.
                 let estimate = payload.estimate(&plan, u64::MAX);
@@ -583,7 +596,10 @@ impl Collection {
     /// The `limit` best live passages for `query` by BM25, best first, among those `filter` matches.
     pub fn lexical(&self, query: &str, limit: usize, filter: Option<&Filter>) -> Result<Vec<Scored>, EngineError> {
         let payload = self.payload.clone();
-        let plan = filter.map_or(Plan::All, Plan::compile);
+        let plan = match filter {
+            Some(filter) => Plan::compile(&self.resolve_filter(filter)?),
+            None => Plan::All,
+        };
         // Liveness comes from the payload index: points deleted since the last commit the index
         // saw at open are skipped here, like the graph's tombstones.
         let accept: Accept = Arc::new(move |point| payload.read().accepts(&plan, point));

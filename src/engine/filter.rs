@@ -11,14 +11,19 @@ use std::sync::Arc;
 use roaring::RoaringTreemap;
 use serde_json::{Map, Value};
 
+use super::condition::{parse_filter, Clause, Dialect};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Field { field: String, op: Op, value: Value },
-    /// Exactly these points: a condition the payload index cannot answer (Qdrant's nested keys,
-    /// arrays, `nested`, `has_id`…), resolved against the store first (`Collection::resolve`).
+    /// Exactly these points: a `Condition` resolved against the store (`Collection::resolve`).
     Points(Arc<RoaringTreemap>),
+    /// Qdrant's filter language (JSON paths, arrays, `nested`, `min_should`, existence, words,
+    /// datetimes, ids: `condition.rs`), which the payload index cannot answer: a collection
+    /// resolves it into `Points` with one pass over its metadata before planning.
+    Condition(Arc<Clause>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,21 @@ pub enum Op {
 impl Filter {
     pub fn parse(value: &Value) -> Result<Filter, String> {
         let object = value.as_object().ok_or("a filter must be a JSON object")?;
+        // Qdrant's language, by its keys: `has_id` takes document ids, and every point has its
+        // one (unnamed) vector.
+        const CLAUSES: [&str; 4] = ["must", "should", "must_not", "min_should"];
+        if object.keys().any(|k| CLAUSES.contains(&k.as_str())) {
+            if let Some(other) = object.keys().find(|k| !CLAUSES.contains(&k.as_str())) {
+                return Err(format!("a filter with must / should / must_not / min_should takes no other keys, got {other}"));
+            }
+            let id = |v: &Value| match v {
+                Value::String(s) => Ok(s.clone()),
+                Value::Number(n) => Ok(n.to_string()),
+                other => Err(format!("has_id takes document ids, got {other}")),
+            };
+            let has_vector = |name: &str| name.is_empty();
+            return parse_filter(value, &Dialect { id: &id, has_vector: &has_vector }).map(|c| Filter::Condition(Arc::new(c)));
+        }
         if object.is_empty() {
             // `{}` matches every document (as Chroma reads it); `Service::delete_documents` refuses it.
             return Ok(Filter::And(Vec::new()));
@@ -67,19 +87,30 @@ impl Filter {
         matches!(self, Filter::And(all) if all.is_empty())
     }
 
-    /// Whether a document with this metadata, whose first passage is `point`, matches.
-    pub fn matches_at(&self, metadata: &Map<String, Value>, point: Option<u64>) -> bool {
+    /// Whether the document `id` with this metadata, whose first passage is `point`, matches.
+    pub fn matches_document(&self, id: &str, metadata: &Map<String, Value>, point: Option<u64>) -> bool {
         match self {
-            Filter::And(all) => all.iter().all(|f| f.matches_at(metadata, point)),
-            Filter::Or(any) => any.iter().any(|f| f.matches_at(metadata, point)),
+            Filter::And(all) => all.iter().all(|f| f.matches_document(id, metadata, point)),
+            Filter::Or(any) => any.iter().any(|f| f.matches_document(id, metadata, point)),
             Filter::Field { field, op, value } => compare(metadata.get(field), *op, value),
             Filter::Points(points) => point.is_some_and(|p| points.contains(p)),
+            Filter::Condition(clause) => clause.matches(id, metadata),
         }
     }
 
-    /// `matches_at` for filters on metadata alone (a `Points` filter matches nothing here).
+    /// `matches_document` for filters on metadata alone (a `Points` filter matches nothing here,
+    /// `has_id` no id).
     pub fn matches(&self, metadata: &Map<String, Value>) -> bool {
-        self.matches_at(metadata, None)
+        self.matches_document("", metadata, None)
+    }
+
+    /// Whether a `Condition` is anywhere in the filter (then it needs `Collection::resolve`).
+    pub fn has_condition(&self) -> bool {
+        match self {
+            Filter::And(all) | Filter::Or(all) => all.iter().any(Filter::has_condition),
+            Filter::Condition(_) => true,
+            Filter::Field { .. } | Filter::Points(_) => false,
+        }
     }
 }
 

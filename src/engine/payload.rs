@@ -212,6 +212,9 @@ impl Plan {
             Filter::And(all) => Plan::And(all.iter().map(Plan::compile).collect()),
             Filter::Or(any) => Plan::Or(any.iter().map(Plan::compile).collect()),
             Filter::Points(points) => Plan::Set(points.clone()),
+            // Resolved into `Points` by the collection before planning; planned unresolved it
+            // would match nothing rather than everything.
+            Filter::Condition(_) => Plan::Nothing,
             Filter::Field { field, op, value } => {
                 let field = field.clone();
                 let list = || value.as_array().map(|items| items.iter().map(scalar).filter(|s| *s != Scalar::Other).collect()).unwrap_or_default();

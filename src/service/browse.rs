@@ -48,12 +48,14 @@ impl Service {
     }
 
     /// Documents in the collection, or those the filter matches.
-    pub fn count_documents(&self, collection: &str, filter: Option<&Filter>) -> Result<usize, ServiceError> {
+    pub async fn count_documents(&self, collection: &str, filter: Option<Filter>) -> Result<usize, ServiceError> {
         let collection = self.collection(collection)?;
-        Ok(match filter {
-            Some(filter) => collection.count_matching(filter),
-            None => collection.stats().documents,
-        })
+        match filter {
+            // A Qdrant-style condition reads the store's metadata: off the async workers.
+            Some(filter) if filter.has_condition() => blocking(move || Ok(collection.count_matching(&filter)?)).await,
+            Some(filter) => Ok(collection.count_matching(&filter)?),
+            None => Ok(collection.stats().documents),
+        }
     }
 }
 

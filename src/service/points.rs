@@ -19,7 +19,7 @@ use sha2::Digest;
 
 use super::{blocking, DocumentInput, Service, ServiceError};
 use crate::domain::{Document, NewDocument, NewPassage};
-use crate::engine::{Clause, Collection, Filter};
+use crate::engine::{Clause, Collection};
 
 /// A Qdrant point id. Integers order before UUIDs, as in Qdrant's scroll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -134,13 +134,6 @@ impl Service {
         let bytes = serde_json::to_vec(view).map_err(|e| ServiceError::Worker(e.to_string()))?;
         self.engine.store().set_annex(collection.id(), &bytes).map_err(crate::engine::EngineError::from)?;
         Ok(())
-    }
-
-    /// The filter the indexes take for a Qdrant clause (`None`: no condition).
-    pub async fn resolve_clause(&self, collection: &Arc<Collection>, clause: Option<Clause>) -> Result<Option<Filter>, ServiceError> {
-        let Some(clause) = clause.filter(|c| !c.is_empty()) else { return Ok(None) };
-        let collection = collection.clone();
-        blocking(move || Ok(Some(collection.resolve(&clause)?))).await
     }
 
     /// Every matching point, in Qdrant's order (integers, then UUIDs), metadata only.

@@ -212,7 +212,11 @@ fn rrf(fusion: &Fusion, rank: Option<usize>, weight: f32) -> f32 {
 }
 
 fn run(collection: &Arc<Collection>, plan: Plan) -> Result<Vec<SearchHit>, ServiceError> {
-    let Plan { query, mode, vector } = plan;
+    let Plan { mut query, mode, vector } = plan;
+    // A Qdrant-style condition reads the store once here, not once per side and widening.
+    if let Some(filter) = query.filter.take() {
+        query.filter = Some(collection.resolve_filter(&filter)?);
+    }
     let vector = vector.map(|v| collection.prepare_vector(v)).transpose()?;
     let k = query.k;
     let stats = collection.stats();

@@ -168,5 +168,5 @@ pub async fn count_documents(
 ) -> Result<Json<CountResponse>, ApiError> {
     let service = state.loaded()?;
     let filter = parse_filter(request.filter.as_ref())?;
-    Ok(Json(CountResponse { count: service.count_documents(&name, filter.as_ref())? }))
+    Ok(Json(CountResponse { count: service.count_documents(&name, filter).await? }))
 }

@@ -163,7 +163,7 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             Some(f) => filter::parse(f, &ctx.view).map_err(bad)?,
             None => None,
         };
-        let own = ctx.service.resolve_clause(&ctx.collection, clause).await?;
+        let own = clause.filter(|c| !c.is_empty()).map(|c| Filter::Condition(Arc::new(c)));
         let filter = both(outer.as_ref(), own);
         let wanted = q.offset + q.limit;
         let max_k = ctx.service.limits.max_k;
@@ -207,7 +207,7 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             // No query: points in id order, as Qdrant answers it.
             let mut points = ctx.service.points_where(&ctx.collection, None).await?;
             if let Some(filter) = &filter {
-                points.retain(|(_, d)| filter.matches_at(&d.metadata, d.passages.first().map(|p| p.point)));
+                points.retain(|(_, d)| filter.matches_document(&d.id, &d.metadata, d.passages.first().map(|p| p.point)));
             }
             let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector, false).await?;
             records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: Some(r.document.metadata), vector: r.vector }).collect()
@@ -340,7 +340,7 @@ async fn batched(ctx: &Ctx<'_>, prefetch: &mut Vec<Request>, outer: Option<&Filt
             Some(f) => filter::parse(f, &ctx.view).map_err(bad)?,
             None => None,
         };
-        let own = ctx.service.resolve_clause(&ctx.collection, clause).await?;
+        let own = clause.filter(|c| !c.is_empty()).map(|c| Filter::Condition(Arc::new(c)));
         let wanted = p.offset + p.limit;
         if wanted > max_k {
             return Err(bad(format!("limit + offset must be at most {max_k}")));
