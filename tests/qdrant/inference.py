@@ -51,6 +51,12 @@ assert top(hybrid)[0] == 3 and hybrid[0].payload == {"i": 3}, f"hybrid: {hybrid}
 filtered = client.query_points(name, query=models.Document(text="energy", model=MINILM), using="dense", limit=3,
                                query_filter=models.Filter(must=[models.FieldCondition(key="i", range=models.Range(gte=3))])).points
 assert all(p.id >= 3 for p in filtered), filtered
+# A text longer than the model's window is split into passages; the point comes back once, found
+# by its last passage.
+long_text = " ".join(["The committee reviewed the quarterly budget and travel policy."] * 120 + ["Quantum entanglement links the states of two particles."])
+client.upsert(name, points=[models.PointStruct(id=10, payload={"i": 10}, vector={"dense": models.Document(text=long_text, model=MINILM)})], wait=True)
+found = client.query_points(name, query=models.Document(text="entangled particles in quantum physics", model=MINILM), using="dense", limit=4).points
+assert found[0].id == 10 and len({p.id for p in found}) == len(found), f"long document: {found}"
 for bad, needle in [(models.Document(text="x", model="no-such-model"), "no-such-model"), (models.Image(image="https://example.com/a.png", model=MINILM), "Image")]:
     try:
         client.query_points(name, query=bad, using="dense")
