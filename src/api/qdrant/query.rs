@@ -501,20 +501,30 @@ fn legacy(body: &Value) -> Result<Value, QdrantError> {
     Ok(Value::Object(q))
 }
 
-pub async fn search(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
-    let ctx = Ctx::open(&state, &name)?;
-    let points = one_query(&ctx, &legacy(&body)?).await?;
+/// A legacy route: its body turned into a query body by `convert`, answered as a list of points.
+async fn legacy_answer(state: &AppState, name: &str, started: Started, body: &Value, convert: fn(&Value) -> Result<Value, QdrantError>) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(state, name)?;
+    let points = one_query(&ctx, &convert(body)?).await?;
     Ok(started.ok(Value::Array(points)))
 }
 
-pub async fn search_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
-    let ctx = Ctx::open(&state, &name)?;
-    let searches = searches(&ctx, &body)?;
+/// A legacy batch route: `searches`, each converted and answered as a list of points.
+async fn legacy_batch(state: &AppState, name: &str, started: Started, body: &Value, convert: fn(&Value) -> Result<Value, QdrantError>) -> Result<Response, QdrantError> {
+    let ctx = Ctx::open(state, name)?;
+    let searches = searches(&ctx, body)?;
     let mut out = Vec::with_capacity(searches.len());
     for s in searches {
-        out.push(Value::Array(one_query(&ctx, &legacy(s)?).await?));
+        out.push(Value::Array(one_query(&ctx, &convert(s)?).await?));
     }
     Ok(started.ok(Value::Array(out)))
+}
+
+pub async fn search(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    legacy_answer(&state, &name, started, &body, legacy).await
+}
+
+pub async fn search_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
+    legacy_batch(&state, &name, started, &body, legacy).await
 }
 
 /// The legacy recommend body as a query body.
@@ -531,19 +541,11 @@ fn legacy_recommend(body: &Value) -> Result<Value, QdrantError> {
 }
 
 pub async fn recommend(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
-    let ctx = Ctx::open(&state, &name)?;
-    let points = one_query(&ctx, &legacy_recommend(&body)?).await?;
-    Ok(started.ok(Value::Array(points)))
+    legacy_answer(&state, &name, started, &body, legacy_recommend).await
 }
 
 pub async fn recommend_batch(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
-    let ctx = Ctx::open(&state, &name)?;
-    let searches = searches(&ctx, &body)?;
-    let mut out = Vec::with_capacity(searches.len());
-    for s in searches {
-        out.push(Value::Array(one_query(&ctx, &legacy_recommend(s)?).await?));
-    }
-    Ok(started.ok(Value::Array(out)))
+    legacy_batch(&state, &name, started, &body, legacy_recommend).await
 }
 
 pub async fn unsupported(Path(_): Path<String>) -> QdrantError {
