@@ -19,7 +19,7 @@ use sha2::Digest;
 
 use super::{blocking, DocumentInput, Service, ServiceError};
 use crate::domain::{Document, NewDocument, NewPassage};
-use crate::engine::{Clause, Collection};
+use crate::engine::{Clause, Collection, Filter};
 
 /// A Qdrant point id. Integers order before UUIDs, as in Qdrant's scroll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,16 +141,12 @@ impl Service {
         let collection = collection.clone();
         blocking(move || {
             let mut out = Vec::new();
-            let clause = clause.filter(|c| !c.is_empty());
+            let filter = clause.filter(|c| !c.is_empty()).map(|c| Filter::Condition(Arc::new(c)));
             let mut after: Option<Vec<u8>> = None;
             loop {
-                let (page, more) = collection.page(after.as_deref(), 4096, None, false)?;
+                let (page, more) = collection.page(after.as_deref(), 4096, filter.as_ref(), false)?;
                 after = page.last().map(|d| d.id.as_bytes().to_vec());
-                for document in page {
-                    if clause.as_ref().is_none_or(|c| c.matches(&document.id, &document.metadata)) {
-                        out.push((PointKey::of_document(&document.id), document));
-                    }
-                }
+                out.extend(page.into_iter().map(|document| (PointKey::of_document(&document.id), document)));
                 if !more {
                     break;
                 }

@@ -196,10 +196,8 @@ async fn scroll_ordered(
 pub async fn count(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(body): Body) -> Result<Response, QdrantError> {
     let ctx = Ctx::open(&state, &name)?;
     let clause = filter::parse(body.get("filter").unwrap_or(&Value::Null), &ctx.view).map_err(bad)?;
-    let count = match clause.filter(|c| !c.is_empty()) {
-        None => ctx.collection.stats().documents,
-        some => ctx.service.points_where(&ctx.collection, some).await?.len(),
-    };
+    let filter = clause.filter(|c| !c.is_empty()).map(|c| crate::engine::Filter::Condition(Arc::new(c)));
+    let count = ctx.service.count_documents(ctx.collection.name(), filter).await?;
     Ok(started.ok(json!({"count": count})))
 }
 
