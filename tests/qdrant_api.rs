@@ -110,6 +110,10 @@ fn bad_input_gets_qdrant_shaped_errors_and_writes_nothing() {
     error(&server.qdrant("POST", "/collections/c/points/scroll", Some(&json!({"filter": {"must": [{"key": "a", "geo_radius": {}}]}})), &[]), 400, "geo_radius");
     error(&server.qdrant("POST", "/collections/c/points/scroll", Some(&json!({"filter": {"must": [{"key": "a", "match": {"value": [1]}}]}})), &[]), 400, "match values");
     error(&server.qdrant("PUT", "/collections/d", Some(&json!({"vectors": {"size": 2, "distance": "Manhattan"}})), &[]), 400, "Manhattan");
+    // A payload may hold `text` and `model` keys of its own: only Documents name models.
+    let (status, body) = server.qdrant("PUT", "/collections/c/points?wait=true", Some(&json!({"points": [{"id": 9, "vector": [1, 2], "payload": {"meta": {"text": "x", "model": "gpt-4"}}}]})), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.qdrant("POST", "/collections/c/points/delete?wait=true", Some(&json!({"points": [9]})), &[]).0, 200);
     let big = json!({"points": [{"id": 1, "vector": [1, 2], "payload": {"x": "y".repeat(200_000)}}]});
     error(&server.qdrant("PUT", "/collections/c/points", Some(&big), &[]), 413, "");
     let (status, raw) = server.qdrant("PUT", "/collections/c/points", None, &[]);
@@ -294,6 +298,13 @@ fn akidb_where_speaks_qdrant_conditions_too() {
     assert_eq!((status, deleted["deleted"].clone()), (200, json!(3)), "{deleted}");
     let (status, bad) = server.post("/collections/n/search", &json!({"vector": [1.0, 0.0], "where": {"must": [], "lang": "en"}}));
     assert_eq!(status, 400, "{bad}");
+    // A filter that states no condition is refused for a delete, in either language.
+    for everything in [json!({"must": []}), json!({"must": [{}]}), json!({"should": [], "must": [{"must": []}]})] {
+        let (status, refused) = server.post("/collections/n/documents/delete", &json!({"where": everything}));
+        assert_eq!(status, 400, "{everything}: {refused}");
+    }
+    let (_, left) = server.post("/collections/n/count", &json!({}));
+    assert_eq!(left["count"], 7);
 }
 
 fn urlencode(text: &str) -> String {

@@ -205,11 +205,12 @@ fn transfer(source: &Peer, target: &Peer, collection: &str, options: &TransferOp
             .as_array()
             .ok_or_else(|| CliError::Transfer(format!("{}: a scroll page without points", source.base)))?
             .iter()
-            .map(|p| json!({"id": p["id"], "vector": p["vector"], "payload": p.get("payload").cloned().unwrap_or_else(|| json!({}))}))
+            .map(|p| json!({"id": p["id"], "vector": vectors_for(target, &p["vector"]), "payload": p.get("payload").cloned().unwrap_or_else(|| json!({}))}))
             .collect();
         if !points.is_empty() {
             let mut upsert = json!({"points": points});
-            if target.akidb {
+            // Only a text akidb itself put in the payload goes back into a document's text.
+            if target.akidb && source.akidb {
                 upsert["akidb_text_key"] = json!(options.text_key);
             }
             target.call("PUT", &format!("{dst}/points?wait=true"), Some(&upsert))?;
@@ -237,6 +238,15 @@ fn transfer(source: &Peer, target: &Peer, collection: &str, options: &TransferOp
     }
     super::emit(&format!("{}\n", json!({"collection": collection, "target": target_name, "copied": state.copied, "points": to})));
     Ok(())
+}
+
+/// A point's vectors as the target takes them: akidb answers sparse vectors with BM25 over the
+/// text, so a Qdrant source's sparse vectors are left out toward akidb.
+fn vectors_for(target: &Peer, vector: &Value) -> Value {
+    match vector {
+        Value::Object(named) if target.akidb => Value::Object(named.iter().filter(|(_, v)| v.get("indices").is_none()).map(|(k, v)| (k.clone(), v.clone())).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Creates the target collection like the source's (its vectors and sparse names), or checks

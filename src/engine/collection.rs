@@ -461,8 +461,6 @@ impl Collection {
         Ok((page, false))
     }
 
-    /// The points of the documents `clause` matches, as a filter the indexes take: one pass
-    /// over the store's metadata (texts are not read). See `condition` for why.
     /// `filter` with every `Condition` in it resolved into the points it matches (itself when
     /// it has none): what the payload index and the planner take.
     pub fn resolve_filter(&self, filter: &Filter) -> Result<Filter, EngineError> {
@@ -474,6 +472,8 @@ impl Collection {
         })
     }
 
+    /// The points of the documents `clause` matches, as a filter the indexes take: one pass
+    /// over the store's metadata (texts are not read). See `condition` for why.
     pub fn resolve(&self, clause: &super::Clause) -> Result<Filter, EngineError> {
         let mut points = roaring::RoaringTreemap::new();
         for document in self.store.documents(self.id(), None, false).map_err(|e| self.named(e))? {

@@ -163,6 +163,13 @@ impl Clause {
     pub fn is_empty(&self) -> bool {
         self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty() && self.min_should.is_none()
     }
+
+    /// Matches every document by its form alone (`{}`, `{"must": [{}]}`, `{"should": []}`…):
+    /// what a delete by filter refuses.
+    pub fn matches_everything(&self) -> bool {
+        let trivial = |c: &Condition| matches!(c, Condition::Constant(true)) || matches!(c, Condition::Clause(inner) if inner.matches_everything());
+        self.must.iter().all(trivial) && (self.should.is_empty() || self.should.iter().any(trivial)) && self.must_not.is_empty() && self.min_should.is_none()
+    }
 }
 
 impl Condition {
@@ -287,7 +294,8 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
     };
     let mut parts = date.splitn(3, '-');
     let (year, month, day): (i64, u32, u32) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    // Years stay within what microseconds since 1970 can hold in an i64 (±292,000 years).
+    if !(-262_143..=262_143).contains(&year) || !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
     let mut micros = days_from_civil(year, month, day) * 86_400_000_000;
@@ -316,7 +324,7 @@ fn split_offset(time: &str) -> Option<(&str, i64)> {
     match time.rfind(['+', '-']) {
         Some(at) => {
             let zone = time[at + 1..].replace(':', "");
-            if zone.len() != 4 {
+            if zone.len() != 4 || !zone.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             let minutes = zone[..2].parse::<i64>().ok()? * 60 + zone[2..].parse::<i64>().ok()?;
@@ -602,7 +610,7 @@ mod tests {
         assert_eq!(parse_datetime("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_datetime("1970-01-01 00:00:00.5"), Some(500_000));
         assert_eq!(parse_datetime("2024-02-29T12:00:00Z"), Some(1_709_208_000_000_000));
-        for bad in ["2023-02-29", "yesterday", "2024-13-01", "2024-01-01T25:00:00Z"] {
+        for bad in ["2023-02-29", "yesterday", "2024-13-01", "2024-01-01T25:00:00Z", "2024-01-01T00:00+1é1", "999999999-01-01"] {
             assert_eq!(parse_datetime(bad), None, "{bad}");
         }
     }

@@ -82,9 +82,13 @@ impl Filter {
         Ok(if clauses.len() == 1 { clauses.remove(0) } else { Filter::And(clauses) })
     }
 
-    /// `{}`: no condition at all.
+    /// `{}`, or a Qdrant-style filter that states no real condition.
     pub fn matches_everything(&self) -> bool {
-        matches!(self, Filter::And(all) if all.is_empty())
+        match self {
+            Filter::And(all) => all.is_empty(),
+            Filter::Condition(clause) => clause.matches_everything(),
+            _ => false,
+        }
     }
 
     /// Whether the document `id` with this metadata, whose first passage is `point`, matches.

@@ -367,12 +367,16 @@ pub fn mmr(candidates: Vec<ScoredRecord>, query: &[f32], metric: crate::domain::
     if let Some(seed) = last_argmax(&first) {
         selected.push(pending.swap_remove(seed));
     }
+    // Each candidate's highest similarity to the chosen ones, updated with the newest choice
+    // only: n·limit similarities, not n·limit² (1,000 candidates would be minutes otherwise).
+    let mut redundancy = vec![f32::NEG_INFINITY; candidates.len()];
     while selected.len() < limit && !pending.is_empty() {
+        let newest = vectors[selected[selected.len() - 1]];
         let scores: Vec<f32> = pending
             .iter()
             .map(|&p| {
-                let redundancy = selected.iter().map(|&s| similarity(vectors[p], vectors[s])).fold(f32::NEG_INFINITY, f32::max);
-                lambda * relevance[p] - (1.0 - lambda) * redundancy
+                redundancy[p] = redundancy[p].max(similarity(vectors[p], newest));
+                lambda * relevance[p] - (1.0 - lambda) * redundancy[p]
             })
             .collect();
         let Some(best) = last_argmax(&scores) else { break };

@@ -82,24 +82,6 @@ impl<'a> Ctx<'a> {
             ))),
         }
     }
-
-    /// Checks every dense `Document` in a request body (objects with `text` and a `model` that
-    /// is not BM25).
-    fn check_document_models(&self, body: &Value) -> Result<(), QdrantError> {
-        match body {
-            Value::Object(map) => {
-                if let (Some(Value::String(_)), Some(Value::String(model))) = (map.get("text"), map.get("model")) {
-                    if !matches!(model.to_ascii_lowercase().as_str(), "qdrant/bm25" | "bm25") {
-                        self.check_model(model)?;
-                    }
-                    return Ok(());
-                }
-                map.values().try_for_each(|v| self.check_document_models(v))
-            }
-            Value::Array(items) => items.iter().try_for_each(|v| self.check_document_models(v)),
-            _ => Ok(()),
-        }
-    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

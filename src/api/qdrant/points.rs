@@ -79,6 +79,21 @@ fn upsert_inputs(ctx: &Ctx, body: &Value) -> Result<Vec<DocumentInput>, QdrantEr
     } else {
         return Err(bad("give points (a list) or batch"));
     }
+    // Only Documents name models (a payload may hold `text` and `model` keys of its own).
+    let mut models: Vec<String> = Vec::new();
+    let inputs: Vec<DocumentInput> = inputs
+        .into_iter()
+        .map(|(input, model)| {
+            models.extend(model);
+            input
+        })
+        .collect();
+    models.sort();
+    models.dedup();
+    for model in &models {
+        ctx.check_model(model)?;
+    }
+    let mut inputs = inputs;
     if let Some(key) = text_key(body)? {
         for input in &mut inputs {
             if let Some(Value::String(text)) = input.metadata.as_mut().and_then(|m| m.remove(&key)) {
@@ -100,7 +115,6 @@ pub async fn upsert(State(state): State<Arc<AppState>>, Path(name): Path<String>
 
 async fn do_upsert(ctx: &Ctx<'_>, body: &Value) -> Result<(), QdrantError> {
     let inputs = upsert_inputs(ctx, body)?;
-    ctx.check_document_models(body)?;
     ctx.service.upsert_points(ctx.collection.name(), inputs).await?;
     Ok(())
 }
@@ -143,16 +157,21 @@ pub async fn scroll(State(state): State<Arc<AppState>>, Path(name): Path<String>
     points.truncate(limit);
     let text_key = text_key(&body)?;
     let records = ctx.service.with_vectors(&ctx.collection, points, with_vector, text_key.is_some()).await?;
-    let records: Vec<Value> = records
-        .into_iter()
-        .map(|mut p| {
-            if let Some(key) = &text_key {
-                let text = std::mem::take(&mut p.document.text);
+    let mut out = Vec::with_capacity(records.len());
+    for mut p in records {
+        if let Some(key) = &text_key {
+            let text = std::mem::take(&mut p.document.text);
+            if !text.is_empty() {
+                // Never overwrite a payload field with the text.
+                if p.document.metadata.contains_key(key) {
+                    return Err(bad(format!("the payload of point {} already has a key `{key}`; give the text another key (akidb export --text-key)", p.key.document_id())));
+                }
                 p.document.metadata.insert(key.clone(), Value::String(text));
             }
-            record(&ctx, p, &payload, None)
-        })
-        .collect();
+        }
+        out.push(record(&ctx, p, &payload, None));
+    }
+    let records = out;
     Ok(started.ok(json!({"points": records, "next_page_offset": next})))
 }
 

@@ -129,6 +129,10 @@ fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request,
         Some(Value::Array(items)) => items.iter().map(|p| parse_query(ctx, p, 10)).collect::<Result<_, _>>()?,
         Some(one) => vec![parse_query(ctx, one, 10)?],
     };
+    let leaves: usize = prefetch.iter().map(Request::leaves).sum();
+    if leaves > ctx.service.limits.max_batch_queries {
+        return Err(bad(format!("at most {} prefetch queries in one query, got {leaves}", ctx.service.limits.max_batch_queries)));
+    }
     if fusion.is_some() && prefetch.is_empty() {
         return Err(bad("fusion needs prefetch queries to fuse"));
     }
@@ -145,6 +149,17 @@ fn parse_query(ctx: &Ctx, body: &Value, default_limit: usize) -> Result<Request,
         offset: request::usize_field(body, "offset", 0)?,
         score_threshold: body.get("score_threshold").and_then(Value::as_f64).map(|s| s as f32),
     })
+}
+
+impl Request {
+    /// Searches this query runs, its prefetches' included.
+    fn leaves(&self) -> usize {
+        if self.prefetch.is_empty() {
+            1
+        } else {
+            self.prefetch.iter().map(Request::leaves).sum()
+        }
+    }
 }
 
 /// Both filters: a prefetch sees its own and its parent's (Qdrant propagates the outer one).
@@ -164,11 +179,19 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             None => None,
         };
         let own = clause.filter(|c| !c.is_empty()).map(|c| Filter::Condition(Arc::new(c)));
-        let filter = both(outer.as_ref(), own);
-        let wanted = q.offset + q.limit;
+        let mut filter = both(outer.as_ref(), own);
+        let wanted = q.offset.saturating_add(q.limit);
         let max_k = ctx.service.limits.max_k;
         if wanted > max_k {
             return Err(bad(format!("limit + offset must be at most {max_k}")));
+        }
+        let fused = q.fusion.is_some();
+        if fused {
+            // Resolved once here rather than once per prefetch below.
+            if let Some(f) = filter.take() {
+                let collection = ctx.collection.clone();
+                filter = Some(crate::service::blocking(move || Ok(collection.resolve_filter(&f)?)).await?);
+            }
         }
         let mut ranked = if let Some((fusion, weights)) = q.fusion {
             let mut prefetch = q.prefetch;
@@ -182,6 +205,12 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
                     lists
                 }
             };
+            // DBSF adds scores: l2 distances (lower is better) enter it negated.
+            let lists = if fusion == FusionKind::Dbsf && ctx.collection.config.metric == Metric::L2 {
+                lists.into_iter().map(|l| l.into_iter().map(|mut r| { r.score = -r.score; r }).collect()).collect()
+            } else {
+                lists
+            };
             fuse(lists, fusion, weights.as_deref())
         } else if let Some(nearest) = q.nearest {
             match q.mmr {
@@ -191,7 +220,8 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
                     let query = query_vector(ctx, &nearest).await?;
                     let candidates = candidates.unwrap_or(wanted).clamp(1, max_k);
                     let mut found = leaf(ctx, nearest, filter, candidates, true).await?;
-                    found = mmr(found, &query, ctx.collection.config.metric, diversity, wanted);
+                    let metric = ctx.collection.config.metric;
+                    found = crate::service::blocking(move || Ok(mmr(found, &query, metric, diversity, wanted))).await?;
                     if !with_vector {
                         found.iter_mut().for_each(|r| r.vector = None);
                     }
@@ -213,7 +243,8 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: Some(r.document.metadata), vector: r.vector }).collect()
         };
         if let Some(threshold) = q.score_threshold {
-            let lower_is_better = ctx.collection.config.metric == Metric::L2;
+            // Fused scores are higher-is-better whatever the metric.
+            let lower_is_better = ctx.collection.config.metric == Metric::L2 && !fused;
             ranked.retain(|r| if lower_is_better { r.score <= threshold } else { r.score >= threshold });
         }
         Ok(ranked.into_iter().skip(q.offset).take(q.limit).collect())
@@ -341,7 +372,7 @@ async fn batched(ctx: &Ctx<'_>, prefetch: &mut Vec<Request>, outer: Option<&Filt
             None => None,
         };
         let own = clause.filter(|c| !c.is_empty()).map(|c| Filter::Condition(Arc::new(c)));
-        let wanted = p.offset + p.limit;
+        let wanted = p.offset.saturating_add(p.limit);
         if wanted > max_k {
             return Err(bad(format!("limit + offset must be at most {max_k}")));
         }
@@ -416,7 +447,7 @@ async fn grouped(ctx: &Ctx<'_>, body: &Value) -> Result<Value, QdrantError> {
     let payload = request::payload_selector(body.get("with_payload"), false)?;
     let with_vector = request::vector_selector(body.get("with_vector"));
     let max_k = ctx.service.limits.max_k;
-    let mut k = (limit * group_size * 2).clamp(10, max_k);
+    let mut k = limit.saturating_mul(group_size).saturating_mul(2).clamp(10, max_k);
     loop {
         let mut search = body.clone();
         search["limit"] = json!(k);

@@ -92,8 +92,9 @@ pub fn vectors(value: &Value, view: &View, at: &str) -> Result<Given, QdrantErro
     Ok(given)
 }
 
-/// A point to upsert, as akidb's document input. Vectors are normalised for cosine by the engine.
-pub fn point_input(id: &Value, vector: Option<&Value>, payload: Option<&Value>, view: &View, at: &str) -> Result<DocumentInput, QdrantError> {
+/// A point to upsert, as akidb's document input, and the model its dense `Document` names (for
+/// the caller to check). Vectors are normalised for cosine by the engine.
+pub fn point_input(id: &Value, vector: Option<&Value>, payload: Option<&Value>, view: &View, at: &str) -> Result<(DocumentInput, Option<String>), QdrantError> {
     let key = PointKey::from_json(id).map_err(|e| bad(format!("{at}.id: {e}")))?;
     let metadata = match payload {
         None | Some(Value::Null) => Map::new(),
@@ -113,7 +114,8 @@ pub fn point_input(id: &Value, vector: Option<&Value>, payload: Option<&Value>, 
     if given.dense.is_none() && text.trim().is_empty() {
         return Err(bad(format!("{at}: a point needs a dense vector or a Document with text")));
     }
-    Ok(DocumentInput { id: Some(key.document_id()), text, metadata: Some(metadata), vector: given.dense })
+    let model = given.dense_text.and_then(|(_, model)| model);
+    Ok((DocumentInput { id: Some(key.document_id()), text, metadata: Some(metadata), vector: given.dense }, model))
 }
 
 /// `with_payload`: true / false / [keys] / {"include"} / {"exclude"}.
