@@ -373,3 +373,53 @@ fn a_failed_lexical_commit_is_caught_up_by_the_next_write() {
     assert_whole(&collection, (0..20).filter(|&n| n != 3), "after the failed commit");
     scenario.teardown();
 }
+
+/// Issue 19 (review): a payload change reads each document and writes it back under the
+/// collection's writer lock. Before, it read outside the lock, so an upsert landing between its
+/// read and its write was undone by the stale copy. A metadata change keeps the document's
+/// text, points and vectors (no re-embedding, no graph churn) and moves its payload postings.
+#[test]
+fn a_payload_change_never_undoes_a_concurrent_write() {
+    let scenario = FailScenario::setup();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let collection = engine.create_collection(vector_collection("payload", DIMS, Metric::Cosine)).unwrap();
+    collection.upsert((0..20).map(|n| text_doc(n, "first text")).collect()).unwrap();
+    let points_before = collection.get("doc-2").unwrap().unwrap().passages;
+
+    let held = Hold::at("collection.upsert.before_store");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let mut writer = None;
+    let changed = collection
+        .update_metadata(&["doc-1".to_owned(), "doc-2".to_owned(), "missing".to_owned()], |id, mut metadata| {
+            if writer.is_none() {
+                let concurrent = collection.clone();
+                let done = done_tx.clone();
+                writer = Some(std::thread::spawn(move || {
+                    concurrent.upsert(vec![text_doc(1, "second text")]).unwrap();
+                    let _ = done.send(());
+                }));
+                held.wait_reached();
+                held.release();
+                // It waits on the writer lock this change holds.
+                assert!(done_rx.recv_timeout(Duration::from_millis(300)).is_err(), "an upsert finished inside a payload change");
+            }
+            metadata.insert("changed".into(), json!(id));
+            Ok::<_, akidb::engine::EngineError>(Some(metadata))
+        })
+        .unwrap();
+    assert_eq!(changed, 2, "the missing document is skipped");
+    writer.unwrap().join().unwrap();
+
+    let one = collection.get("doc-1").unwrap().unwrap();
+    assert_eq!(one.text, "second text", "the upsert that came after the change is kept");
+    assert!(!one.metadata.contains_key("changed"));
+    let two = collection.get("doc-2").unwrap().unwrap();
+    assert_eq!((two.text.as_str(), two.metadata.get("changed")), ("first text", Some(&json!("doc-2"))));
+    assert_eq!(two.passages, points_before, "a payload change keeps the points");
+    let changed = Filter::parse(&json!({"changed": "doc-2"})).unwrap();
+    assert_eq!(collection.count_matching(&changed).unwrap(), 1, "the payload index moved with the change");
+    assert_eq!(collection.count_matching(&Filter::parse(&json!({"n": 2})).unwrap()).unwrap(), 1);
+    assert_whole(&collection, 0..20, "after the payload change");
+    scenario.teardown();
+}

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value};
 
 use super::filter::Filter;
 use super::graph::{distance, LiveGraph};
@@ -230,11 +231,13 @@ impl Collection {
         }
         if self.config.metric == Metric::Cosine {
             // In f64: squares of tiny or huge f32 components neither underflow nor overflow.
+            // A zero vector stays zero (cosine 0 to everything), as Qdrant and
+            // torch.nn.functional.normalize leave it: refusing it would break clients that
+            // send one as a placeholder.
             let norm = vector.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
-            if norm == 0.0 || !norm.is_finite() {
-                return Err(EngineError::InvalidVector("a zero vector has no direction (cosine metric)".into()));
+            if norm > 0.0 {
+                vector.iter_mut().for_each(|v| *v = (f64::from(*v) / norm) as f32);
             }
-            vector.iter_mut().for_each(|v| *v = (f64::from(*v) / norm) as f32);
         }
         Ok(vector)
     }
@@ -242,7 +245,72 @@ impl Collection {
     /// Writes documents with their passages (all or none) and indexes them, in the graph and
     /// the lexical index. Returns once the write is durable and searchable both ways.
     pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
-        let documents = documents
+        let documents = self.prepare_documents(documents)?;
+        fail::fail_point!("collection.upsert.before_store");
+        let (written, lexical) = {
+            let _writer = self.writer.lock();
+            self.write_locked(&documents)?
+        };
+        self.finish_write(lexical)?;
+        Ok(written)
+    }
+
+    /// Rewrites existing documents from what the store holds now: `change` gets each document
+    /// (with its text; None when it does not exist) and gives its replacement, or None to leave
+    /// it; an error from it writes nothing. Reading and writing happen under `writer`, so a
+    /// concurrent write is never undone by a stale copy. Returns how many were rewritten.
+    pub fn rewrite<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>) -> Result<usize, E> {
+        let (count, lexical) = {
+            let _writer = self.writer.lock();
+            let mut documents = Vec::new();
+            for id in ids {
+                if let Some(new) = change(id, self.get(id)?)? {
+                    documents.push(new);
+                }
+            }
+            if documents.is_empty() {
+                return Ok(0);
+            }
+            let documents = self.prepare_documents(documents)?;
+            let (_, lexical) = self.write_locked(&documents)?;
+            (documents.len(), lexical)
+        };
+        self.finish_write(lexical)?;
+        Ok(count)
+    }
+
+    /// Replaces the metadata of existing documents, keeping their text, passages and vectors:
+    /// the payload index changes, the graph and the lexical index do not. `change` gets each
+    /// document's metadata as the store holds it now (under `writer`) and gives the new one, or
+    /// None to leave it. Missing documents are skipped; returns how many changed.
+    pub fn update_metadata<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>) -> Result<usize, E> {
+        let count = {
+            let _writer = self.writer.lock();
+            let mut changes = Vec::new();
+            for id in ids {
+                let Some(document) = self.get_head(id)? else { continue };
+                if let Some(metadata) = change(id, document.metadata)? {
+                    changes.push((id.clone(), metadata));
+                }
+            }
+            let points = self.store.set_metadata(self.id(), &changes).map_err(|e| self.named(e))?;
+            let mut payload = self.payload.write();
+            let mut count = 0;
+            for ((_, metadata), points) in changes.iter().zip(points) {
+                let Some(points) = points else { continue };
+                payload.remove(&points);
+                payload.insert(&points, metadata);
+                count += 1;
+            }
+            count
+        };
+        self.store.flush().map_err(EngineError::from)?;
+        Ok(count)
+    }
+
+    /// Checks documents before a write: valid ids, passages, vectors prepared.
+    fn prepare_documents(&self, documents: Vec<NewDocument>) -> Result<Vec<NewDocument>, EngineError> {
+        documents
             .into_iter()
             .map(|mut doc| {
                 super::validate_document_id(&doc.id)?;
@@ -254,50 +322,57 @@ impl Collection {
                 }
                 Ok(doc)
             })
-            .collect::<Result<Vec<_>, EngineError>>()?;
-        fail::fail_point!("collection.upsert.before_store");
-        let (written, lexical) = {
-            let _writer = self.writer.lock();
-            let written = self.store.upsert(self.id(), &documents).map_err(|e| self.named(e))?;
-            let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
-            let mut texts: Vec<(PointId, &str)> = Vec::new();
-            let mut replaced: Vec<PointId> = Vec::new();
-            // An id repeated within the batch ends with its last document: the store dropped the
-            // earlier ones' passages in the same transaction, so they are never indexed.
-            let last: HashMap<&str, usize> = documents.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
-            // The payload first: a point the graph can return must be live and filterable.
-            {
-                let mut payload = self.payload.write();
-                for (i, (w, doc)) in written.iter().zip(&documents).enumerate() {
-                    payload.remove(&w.replaced);
-                    replaced.extend(&w.replaced);
-                    if last.get(doc.id.as_str()) != Some(&i) {
-                        continue;
-                    }
-                    payload.insert(&w.points, &doc.metadata);
-                    let spans: Vec<crate::domain::Span> = doc.passages.iter().map(|p| p.span).collect();
-                    let passage_texts = crate::domain::slices(&doc.text, &spans);
-                    for ((&point, passage), text) in w.points.iter().zip(&doc.passages).zip(passage_texts) {
-                        points.push((point, passage.vector.clone()));
-                        // A document brought with only a vector has no text to index.
-                        if !text.is_empty() {
-                            texts.push((point, text));
-                        }
-                    }
-                }
-            }
-            // The graph before the lexical index, which may fail (disk full, too many files).
-            self.graph.retire(&replaced);
-            self.graph.insert(points);
-            let first = written.iter().flat_map(|w| w.points.first()).min().copied();
-            let watermark = written.iter().flat_map(|w| w.points.last()).max().map_or(0, |p| p + 1);
-            (written, self.write_lexical(&texts, &replaced, watermark, first))
-        };
+            .collect()
+    }
+
+    /// After a write's critical section: durable, then the lexical commit, then a compaction
+    /// when tombstones call for one.
+    fn finish_write(self: &Arc<Self>, lexical: Result<u64, EngineError>) -> Result<(), EngineError> {
         fail::fail_point!("collection.upsert.before_flush");
         self.store.flush()?;
         self.commit_lexical(lexical?)?;
         self.maybe_compact();
-        Ok(written)
+        Ok(())
+    }
+
+    /// The store write and the index updates of an upsert; under `writer`. The lexical result
+    /// is the change to commit (the store and the graph hold the write even when it failed).
+    fn write_locked(&self, documents: &[NewDocument]) -> Result<(Vec<Written>, Result<u64, EngineError>), EngineError> {
+        let written = self.store.upsert(self.id(), documents).map_err(|e| self.named(e))?;
+        let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
+        let mut texts: Vec<(PointId, &str)> = Vec::new();
+        let mut replaced: Vec<PointId> = Vec::new();
+        // An id repeated within the batch ends with its last document: the store dropped the
+        // earlier ones' passages in the same transaction, so they are never indexed.
+        let last: HashMap<&str, usize> = documents.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
+        // The payload first: a point the graph can return must be live and filterable.
+        {
+            let mut payload = self.payload.write();
+            for (i, (w, doc)) in written.iter().zip(documents).enumerate() {
+                payload.remove(&w.replaced);
+                replaced.extend(&w.replaced);
+                if last.get(doc.id.as_str()) != Some(&i) {
+                    continue;
+                }
+                payload.insert(&w.points, &doc.metadata);
+                let spans: Vec<crate::domain::Span> = doc.passages.iter().map(|p| p.span).collect();
+                let passage_texts = crate::domain::slices(&doc.text, &spans);
+                for ((&point, passage), text) in w.points.iter().zip(&doc.passages).zip(passage_texts) {
+                    points.push((point, passage.vector.clone()));
+                    // A document brought with only a vector has no text to index.
+                    if !text.is_empty() {
+                        texts.push((point, text));
+                    }
+                }
+            }
+        }
+        // The graph before the lexical index, which may fail (disk full, too many files).
+        self.graph.retire(&replaced);
+        self.graph.insert(points);
+        let first = written.iter().flat_map(|w| w.points.first()).min().copied();
+        let watermark = written.iter().flat_map(|w| w.points.last()).max().map_or(0, |p| p + 1);
+        let lexical = self.write_lexical(&texts, &replaced, watermark, first);
+        Ok((written, lexical))
     }
 
     /// Hands a write's passages and deletions to the lexical index, first replaying whatever an
@@ -430,6 +505,12 @@ impl Collection {
     /// Vectors of live points.
     pub fn vectors_of(&self, points: &[PointId]) -> Result<Vec<(PointId, Vec<f32>)>, EngineError> {
         self.store.vectors_of(self.id(), points).map_err(|e| self.named(e))
+    }
+
+    /// Ids of live documents, in id (byte) order; nothing but the keys is read.
+    pub fn document_ids(&self) -> Result<impl Iterator<Item = Result<String, EngineError>> + '_, EngineError> {
+        let ids = self.store.document_ids(self.id()).map_err(|e| self.named(e))?;
+        Ok(ids.map(|id| id.map_err(|e| self.named(e))))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Document>, EngineError> {

@@ -116,7 +116,13 @@ impl Engine {
     }
 
     /// Creates a collection under a fresh id (`config.id` is ignored).
-    pub fn create_collection(&self, mut config: CollectionConfig) -> Result<Arc<Collection>, EngineError> {
+    pub fn create_collection(&self, config: CollectionConfig) -> Result<Arc<Collection>, EngineError> {
+        self.create_collection_with(config, None)
+    }
+
+    /// `create_collection` with an interface's annex for it (see `DocumentStore::annex`),
+    /// written in the same transaction: no crash leaves the collection without it.
+    pub fn create_collection_with(&self, mut config: CollectionConfig, annex: Option<Vec<u8>>) -> Result<Arc<Collection>, EngineError> {
         validate_collection_name(&config.name)?;
         validate_spec(&IndexSpec::of(&config))?;
         let _ddl = self.ddl.lock();
@@ -124,7 +130,7 @@ impl Engine {
             return Err(EngineError::CollectionExists(config.name));
         }
         config.id = uuid::Uuid::now_v7().to_string();
-        self.store.create_collection(&config)?;
+        self.store.create_collection(&config, annex.as_deref())?;
         self.store.flush()?;
         let collection = Arc::new(Collection::open(config, self.store.clone(), &self.index_root)?);
         self.collections.write().insert(collection.name().to_owned(), collection.clone());

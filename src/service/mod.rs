@@ -130,6 +130,9 @@ pub struct NewCollection {
     pub ef_construction: Option<usize>,
     pub ef_search: Option<usize>,
     pub chunking: ChunkingChoice,
+    /// An interface's own record of the collection (the Qdrant listener's `View`), stored in
+    /// the same transaction as the collection.
+    pub annex: Option<Vec<u8>>,
 }
 
 impl NewCollection {
@@ -150,7 +153,8 @@ pub struct Service {
     /// Loaded models; the first is the default.
     pub models: Vec<Arc<OnnxProvider>>,
     pub limits: Limits,
-    /// Serializes alias changes (each reads the table, then writes it).
+    /// Serializes alias changes (each reads the table, then writes it) and collection drops
+    /// (which drop their aliases). Taken before the engine's own locks, never under them.
     aliases_lock: Arc<parking_lot::Mutex<()>>,
 }
 
@@ -244,7 +248,7 @@ impl Service {
             chunking,
         };
         let engine = self.engine.clone();
-        blocking(move || Ok(engine.create_collection(config)?)).await
+        blocking(move || Ok(engine.create_collection_with(config, request.annex)?)).await
     }
 
     async fn create_vector_collection(&self, request: NewCollection, dims: usize) -> Result<Arc<Collection>, ServiceError> {
@@ -264,14 +268,17 @@ impl Service {
             chunking: None,
         };
         let engine = self.engine.clone();
-        blocking(move || Ok(engine.create_collection(config)?)).await
+        blocking(move || Ok(engine.create_collection_with(config, request.annex)?)).await
     }
 
     /// Drops a collection; returns how many documents it held.
     pub async fn drop_collection(&self, name: &str) -> Result<usize, ServiceError> {
         let engine = self.engine.clone();
         let name = name.to_owned();
+        let aliases = self.aliases_lock.clone();
         blocking(move || {
+            // Its aliases go with it (in the store's drop); no alias change may slip between.
+            let _aliases = aliases.lock();
             let documents = engine.collection(&name)?.stats().documents;
             engine.drop_collection(&name)?;
             Ok(documents)

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use sha2::Digest;
 
 use super::{blocking, DocumentInput, Service, ServiceError};
-use crate::domain::{Document, NewDocument, NewPassage};
+use crate::domain::{Document, NewDocument};
 use crate::engine::{Clause, Collection, Filter};
 
 /// A Qdrant point id. Integers order before UUIDs, as in Qdrant's scroll.
@@ -130,12 +130,6 @@ impl Service {
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default())
     }
 
-    pub fn set_view(&self, collection: &Collection, view: &View) -> Result<(), ServiceError> {
-        let bytes = serde_json::to_vec(view).map_err(|e| ServiceError::Worker(e.to_string()))?;
-        self.engine.store().set_annex(collection.id(), &bytes).map_err(crate::engine::EngineError::from)?;
-        Ok(())
-    }
-
     /// Every matching point, in Qdrant's order (integers, then UUIDs), metadata only.
     pub async fn points_where(&self, collection: &Arc<Collection>, clause: Option<Clause>) -> Result<Vec<(PointKey, Document)>, ServiceError> {
         let collection = collection.clone();
@@ -153,6 +147,57 @@ impl Service {
             }
             out.sort_by_key(|(key, _)| *key);
             Ok(out)
+        })
+        .await
+    }
+
+    /// One page of points in Qdrant's order from `offset` on (metadata only), and the first
+    /// point of the next page. Each page reads every id (keys only, nothing decoded) but decodes
+    /// only the documents it looks at: the page without a filter, with one the points from the
+    /// offset until the page is full.
+    pub async fn points_page(&self, collection: &Arc<Collection>, filter: Option<Filter>, offset: Option<PointKey>, limit: usize) -> Result<(Vec<(PointKey, Document)>, Option<PointKey>), ServiceError> {
+        let collection = collection.clone();
+        let filter = filter.filter(|f| !f.matches_everything());
+        blocking(move || {
+            let keys = collection.document_ids()?.filter_map(|id| match id {
+                Ok(id) => {
+                    let key = PointKey::of_document(&id);
+                    offset.is_none_or(|o| key >= o).then_some(Ok((key, id)))
+                }
+                Err(e) => Some(Err(e)),
+            });
+            let candidates: Vec<(PointKey, String)> = match &filter {
+                // The `limit + 1` smallest keys, held in a bounded max-heap; one more than the
+                // page tells where the next one starts. A document deleted meanwhile shortens
+                // the page by one, as a concurrent delete may.
+                None => {
+                    let mut heap = std::collections::BinaryHeap::with_capacity(limit.saturating_add(1).min(65_536));
+                    for entry in keys {
+                        heap.push(entry?);
+                        if heap.len() > limit.saturating_add(1) {
+                            heap.pop();
+                        }
+                    }
+                    heap.into_sorted_vec()
+                }
+                Some(_) => {
+                    let mut all = keys.collect::<Result<Vec<_>, _>>()?;
+                    all.sort_unstable();
+                    all
+                }
+            };
+            let mut page = Vec::with_capacity(limit.min(candidates.len()));
+            for (key, id) in candidates {
+                let Some(document) = collection.get_head(&id)? else { continue };
+                if filter.as_ref().is_some_and(|f| !f.matches_document(&document.id, &document.metadata, document.passages.first().map(|p| p.point))) {
+                    continue;
+                }
+                if page.len() == limit {
+                    return Ok((page, Some(key)));
+                }
+                page.push((key, document));
+            }
+            Ok((page, None))
         })
         .await
     }
@@ -222,54 +267,40 @@ impl Service {
         })
     }
 
-    /// Applies a payload change to the selected points; each rewritten with its text, passages
-    /// and vectors as they are (vectors are not re-embedded). Missing points are skipped.
+    /// Applies a payload change to the selected points: their metadata only (text, passages and
+    /// vectors stay, nothing is re-embedded or re-indexed), read and written under the
+    /// collection's writer lock. Missing points are skipped.
     pub async fn change_payload(&self, collection: &Arc<Collection>, selector: Selector, change: PayloadChange) -> Result<usize, ServiceError> {
         let ids = self.selected(collection, selector).await?;
         let collection = collection.clone();
         let max_metadata = self.limits.max_metadata_bytes;
         blocking(move || {
-            let mut rewritten = Vec::new();
-            for id in ids {
-                let Some(document) = collection.get(&id)? else { continue };
-                let points: Vec<u64> = document.passages.iter().map(|p| p.point).collect();
-                let vectors: HashMap<u64, Vec<f32>> = collection.vectors_of(&points)?.into_iter().collect();
-                let metadata = apply(document.metadata, &change)?;
+            collection.update_metadata(&ids, |id, metadata| {
+                let metadata = apply(metadata, &change)?;
                 let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |b| b.len());
                 if size > max_metadata {
                     return Err(ServiceError::TooLarge(format!("the payload of point {id} would be {size} bytes; the limit is {max_metadata}")));
                 }
-                let passages = document
-                    .passages
-                    .iter()
-                    .map(|p| Ok(NewPassage { span: p.span, vector: vectors.get(&p.point).cloned().ok_or_else(|| ServiceError::Worker(format!("point {id} lost a vector while its payload changed")))? }))
-                    .collect::<Result<Vec<_>, ServiceError>>()?;
-                rewritten.push(NewDocument { id: document.id, text: document.text, metadata, passages });
-            }
-            let count = rewritten.len();
-            if !rewritten.is_empty() {
-                collection.upsert(rewritten)?;
-            }
-            Ok(count)
+                Ok(Some(metadata))
+            })
         })
         .await
     }
 
-    /// Replaces the vector of existing points (the point becomes one passage with that vector).
+    /// Replaces the vector of existing points (the point becomes one passage with that vector),
+    /// read and rewritten under the collection's writer lock. A missing point fails the whole
+    /// request before anything is written, as in Qdrant.
     pub async fn replace_vectors(&self, collection: &Arc<Collection>, vectors: Vec<(PointKey, Vec<f32>)>) -> Result<usize, ServiceError> {
         let collection = collection.clone();
         blocking(move || {
-            let mut rewritten = Vec::with_capacity(vectors.len());
-            for (key, vector) in vectors {
-                let id = key.document_id();
-                let document = collection.get(&id)?.ok_or_else(|| ServiceError::DocumentNotFound(id.clone()))?;
-                let vector = collection.prepare_vector(vector)?;
-                rewritten.push(NewDocument::single(document.id, document.text, document.metadata, vector));
-            }
-            let count = rewritten.len();
-            if count > 0 {
-                collection.upsert(rewritten)?;
-            }
+            // Checked and normalized by the write, before anything is written.
+            let mut wanted: HashMap<String, Vec<f32>> = vectors.into_iter().map(|(key, vector)| (key.document_id(), vector)).collect();
+            let ids: Vec<String> = wanted.keys().cloned().collect();
+            let count = collection.rewrite(&ids, |id, document| {
+                let document = document.ok_or_else(|| ServiceError::DocumentNotFound(id.to_owned()))?;
+                let vector = wanted.remove(id).unwrap_or_default();
+                Ok::<_, ServiceError>(Some(NewDocument::single(document.id, document.text, document.metadata, vector)))
+            })?;
             Ok(count)
         })
         .await

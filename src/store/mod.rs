@@ -43,7 +43,8 @@ pub enum StoreError {
 /// contents takes the collection's immutable id (`CollectionConfig::id`), so a write addressed to
 /// a dropped collection fails with `CollectionNotFound` even if the name was reused.
 pub trait DocumentStore: Send + Sync {
-    fn create_collection(&self, config: &CollectionConfig) -> Result<(), StoreError>;
+    /// Creates a collection, with its annex (see `annex`) in the same transaction.
+    fn create_collection(&self, config: &CollectionConfig, annex: Option<&[u8]>) -> Result<(), StoreError>;
     fn collection(&self, name: &str) -> Result<Option<CollectionConfig>, StoreError>;
     fn collections(&self) -> Result<Vec<CollectionConfig>, StoreError>;
     /// Removes a collection and all its documents atomically (its config and counter go in one
@@ -59,6 +60,10 @@ pub trait DocumentStore: Send + Sync {
     /// Deletes documents atomically, passages and all; returns, per document that existed, the
     /// points of its passages.
     fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<Vec<PointId>>, StoreError>;
+    /// Replaces the metadata of existing documents atomically, all or none, keeping their text,
+    /// passages and points; returns, per document, its points (None: it does not exist and
+    /// nothing was written for it).
+    fn set_metadata(&self, collection: &str, changes: &[(String, serde_json::Map<String, serde_json::Value>)]) -> Result<Vec<Option<Vec<PointId>>>, StoreError>;
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
     /// `get` without the text (left empty, never decoded).
     fn get_head(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError>;
@@ -70,6 +75,8 @@ pub trait DocumentStore: Send + Sync {
     /// paging. Without `with_text` their `text` is left empty and never decoded (listing,
     /// counting and building the payload index read metadata only).
     fn documents(&self, collection: &str, after: Option<&[u8]>, with_text: bool) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError>;
+    /// Ids of live documents in id (byte) order, read from the keys alone (nothing decoded).
+    fn document_ids(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<String, StoreError>> + '_>, StoreError>;
     /// Live points above `after` with their vectors, in point order: what an index dump misses.
     fn vectors_after(&self, collection: &str, after: Option<PointId>) -> Result<Vec<(PointId, Vec<f32>)>, StoreError>;
     /// Up to `limit` live points above `after` with their passage text, in point order: what the
@@ -87,8 +94,7 @@ pub trait DocumentStore: Send + Sync {
     fn check_passages(&self, collection: &str) -> Result<Vec<String>, StoreError>;
 
     /// A small record kept beside a collection (by id) for an interface's own view of it (the
-    /// Qdrant listener's vector names); durable on return, dropped with the collection.
-    fn set_annex(&self, collection: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Qdrant listener's vector names): written with the collection, dropped with it.
     fn annex(&self, collection: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Aliases: another name for a collection (by name), for both APIs. Each call is atomic.
     fn aliases(&self) -> Result<Vec<(String, String)>, StoreError>;

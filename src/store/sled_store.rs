@@ -216,18 +216,21 @@ pub(crate) fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
 }
 
 impl DocumentStore for SledStore {
-    fn create_collection(&self, config: &CollectionConfig) -> Result<(), StoreError> {
+    fn create_collection(&self, config: &CollectionConfig, annex: Option<&[u8]>) -> Result<(), StoreError> {
         let (name, id) = (config.name.as_str(), config.id.as_str());
         if id.is_empty() {
             return Err(StoreError::Corrupt { tree: COLLECTIONS.into(), message: format!("collection {name} has no id") });
         }
-        let created = (&self.collections, &self.counters)
-            .transaction(|(collections, counters)| {
+        let created = (&self.collections, &self.counters, &self.annexes)
+            .transaction(|(collections, counters, annexes)| {
                 if collections.get(name)?.is_some() || counters.get(id)?.is_some() {
                     return Ok(false);
                 }
                 collections.insert(name, encode(config))?;
                 counters.insert(id, &0u64.to_be_bytes())?;
+                if let Some(annex) = annex {
+                    annexes.insert(id, annex)?;
+                }
                 Ok(true)
             })
             .map_err(unwrap_tx)?;
@@ -264,11 +267,24 @@ impl DocumentStore for SledStore {
     }
 
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError> {
-        let dropped: Option<CollectionConfig> = (&self.collections, &self.counters)
-            .transaction(|(collections, counters)| {
+        // Qdrant drops a collection's aliases with it: in the same transaction, so no crash
+        // leaves an alias that a new collection of this name would inherit. Read first (a
+        // transaction cannot scan); callers hold alias changes off meanwhile (`Service`).
+        let mut aliases = Vec::new();
+        for entry in self.aliases.iter() {
+            let (alias, target) = entry?;
+            if target.as_ref() == name.as_bytes() {
+                aliases.push(alias);
+            }
+        }
+        let dropped: Option<CollectionConfig> = (&self.collections, &self.counters, &self.aliases)
+            .transaction(|(collections, counters, alias_tx)| {
                 let Some(bytes) = collections.remove(name)? else { return Ok(None) };
                 let config: CollectionConfig = decode(&bytes, COLLECTIONS).map_err(ConflictableTransactionError::Abort)?;
                 counters.remove(config.id.as_str())?;
+                for alias in &aliases {
+                    alias_tx.remove(alias)?;
+                }
                 Ok(Some(config))
             })
             .map_err(unwrap_tx)?;
@@ -281,22 +297,7 @@ impl DocumentStore for SledStore {
         // Keyed by the dropped id, which is never reused: a crash before this leaves a record
         // nothing reads.
         self.annexes.remove(config.id.as_str())?;
-        // Qdrant drops a collection's aliases with it.
-        for entry in self.aliases.iter() {
-            let (alias, target) = entry?;
-            if target.as_ref() == name.as_bytes() {
-                self.aliases.remove(alias)?;
-            }
-        }
         Ok(true)
-    }
-
-    fn set_annex(&self, collection: &str, value: &[u8]) -> Result<(), StoreError> {
-        if !self.counters.contains_key(collection)? {
-            return Err(StoreError::CollectionNotFound(collection.to_owned()));
-        }
-        self.annexes.insert(collection, value)?;
-        self.flush()
     }
 
     fn annex(&self, collection: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -394,6 +395,28 @@ impl DocumentStore for SledStore {
             .map_err(unwrap_tx)
     }
 
+    fn set_metadata(&self, collection: &str, changes: &[(String, serde_json::Map<String, serde_json::Value>)]) -> Result<Vec<Option<Vec<PointId>>>, StoreError> {
+        let (docs, _) = self.trees(collection)?;
+        let docs_name = docs_tree(collection);
+        // Outside the transaction closure, which sled may run more than once.
+        let metadata: Vec<String> = changes.iter().map(|(_, m)| serde_json::to_string(m).unwrap_or_else(|_| "{}".to_owned())).collect();
+        docs.transaction(|docs_tx| {
+            let mut points = Vec::with_capacity(changes.len());
+            for ((id, _), metadata) in changes.iter().zip(&metadata) {
+                let Some(old) = docs_tx.get(id.as_bytes())? else {
+                    points.push(None);
+                    continue;
+                };
+                let mut record: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
+                record.metadata = metadata.clone();
+                docs_tx.insert(id.as_bytes(), encode(&record))?;
+                points.push(Some(record.passages.iter().map(|(point, _)| *point).collect()));
+            }
+            Ok(points)
+        })
+        .map_err(unwrap_tx)
+    }
+
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>, StoreError> {
         let (docs, _) = self.trees(collection)?;
         docs.get(id.as_bytes())?.map(|bytes| self.document(id.as_bytes(), &bytes, collection)).transpose()
@@ -413,6 +436,15 @@ impl DocumentStore for SledStore {
 
     fn count(&self, collection: &str) -> Result<usize, StoreError> {
         Ok(self.trees(collection)?.0.len())
+    }
+
+    fn document_ids(&self, collection: &str) -> Result<Box<dyn Iterator<Item = Result<String, StoreError>> + '_>, StoreError> {
+        let (docs, _) = self.trees(collection)?;
+        let tree = docs_tree(collection);
+        Ok(Box::new(docs.iter().keys().map(move |key| {
+            let key = key?;
+            String::from_utf8(key.to_vec()).map_err(|e| StoreError::Corrupt { tree: tree.clone(), message: e.to_string() })
+        })))
     }
 
     fn documents(&self, collection: &str, after: Option<&[u8]>, with_text: bool) -> Result<Box<dyn Iterator<Item = Result<Document, StoreError>> + '_>, StoreError> {

@@ -1,6 +1,6 @@
 """The same operations through qdrant-client against akidb's Qdrant-compatible listener and
 against the client's own local mode (QdrantClient(":memory:"), the Qdrant team's reference
-semantics): counts, scroll sets, payloads, vectors and top-k must agree, for every filter kind,
+semantics): counts, scroll order, payloads, vectors and top-k must agree, for every filter kind,
 for Cosine, Dot and Euclid collections. Prints one line per check; exits non-zero on the first
 disagreement, naming it."""
 import math
@@ -110,8 +110,9 @@ def compare_state(name, distance):
         if a != b:
             fail(f"{distance} count [{label}]: akidb {a}, local {b}")
         ra, rb = scroll_all(remote, name, flt), scroll_all(local, name, flt)
-        if sorted(map(str, ids(ra))) != sorted(map(str, ids(rb))):
-            fail(f"{distance} scroll [{label}]: akidb {sorted(map(str, ids(ra)))}, local {sorted(map(str, ids(rb)))}")
+        # In Qdrant's order (integers, then UUIDs), page after page.
+        if list(map(str, ids(ra))) != list(map(str, ids(rb))):
+            fail(f"{distance} scroll [{label}]: akidb {list(map(str, ids(ra)))}, local {list(map(str, ids(rb)))}")
         by_id = {str(r.id): r for r in rb}
         for r in ra:
             other = by_id[str(r.id)]
@@ -148,6 +149,8 @@ for distance in (models.Distance.COSINE, models.Distance.DOT, models.Distance.EU
         client.delete(name, points_selector=models.FilterSelector(filter=models.Filter(must=[F(key="n", range=models.Range(gte=55))])), wait=True)
         client.delete(name, points_selector=[point_id(9), point_id(12)], wait=True)
         client.update_vectors(name, points=[models.PointVectors(id=point_id(10), vector=[0.3, -0.2, 0.5, 0.1, -0.7, 0.25, 0.05, -0.4])], wait=True)
+        # A zero vector is stored as zero (never refused for its norm, Cosine included).
+        client.update_vectors(name, points=[models.PointVectors(id=point_id(11), vector=[0.0] * DIMS)], wait=True)
     compare_state(name, distance.value + " after writes")
     for key in (point_id(1), point_id(8)):
         a, b = remote.retrieve(name, [key], with_vectors=True)[0], local.retrieve(name, [key], with_vectors=True)[0]

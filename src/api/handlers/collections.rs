@@ -91,6 +91,7 @@ pub async fn create_collection(
         ef_construction: hnsw.ef_construction,
         ef_search: hnsw.ef_search,
         chunking,
+        annex: None,
     };
     gate.commit()?;
     let collection = service.create_collection(new).await?;

@@ -85,17 +85,14 @@ pub async fn create(State(state): State<Arc<AppState>>, Path(name): Path<String>
     if service.collection(&name).is_ok() {
         return Err(QdrantError { status: StatusCode::CONFLICT, message: format!("Wrong input: Collection `{name}` already exists!") });
     }
-    let (request, view) = new_collection(service, &name, &body)?;
-    let collection = service.create_collection(request).await?;
-    if view != View::default() {
-        service.set_view(&collection, &view)?;
-    }
+    let request = new_collection(service, &name, &body)?;
+    service.create_collection(request).await?;
     Ok(started.ok(json!(true)))
 }
 
 /// A Qdrant `CreateCollection` as akidb's: one dense vector (unnamed or named), sparse vectors
 /// answered by BM25, the metric, the graph's links, i8 quantization where the backend has it.
-fn new_collection(service: &Service, name: &str, body: &Value) -> Result<(NewCollection, View), QdrantError> {
+fn new_collection(service: &Service, name: &str, body: &Value) -> Result<NewCollection, QdrantError> {
     let mut view = View::default();
     let params = match body.get("vectors") {
         Some(Value::Object(v)) if v.contains_key("size") => v.clone(),
@@ -141,8 +138,9 @@ fn new_collection(service: &Service, name: &str, body: &Value) -> Result<(NewCol
         m: field("m").filter(|&m| m > 0),
         ef_construction: field("ef_construct").filter(|&e| e > 0),
         ef_search: None,
+        annex: (view != View::default()).then(|| serde_json::to_vec(&view)).transpose().map_err(|e| bad(e.to_string()))?,
     };
-    Ok((request, view))
+    Ok(request)
 }
 
 pub async fn update(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started, Body(_): Body) -> Result<Response, QdrantError> {

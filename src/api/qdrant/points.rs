@@ -145,16 +145,15 @@ pub async fn scroll(State(state): State<Arc<AppState>>, Path(name): Path<String>
     let limit = request::usize_field(&body, "limit", 10)?.min(ctx.service.limits.max_k.max(10_000));
     let payload = request::payload_selector(body.get("with_payload"), true)?;
     let with_vector = request::vector_selector(body.get("with_vector"));
-    let mut points = ctx.service.points_where(&ctx.collection, clause).await?;
     if let Some(order_by) = body.get("order_by").filter(|v| !v.is_null()) {
+        // Ordered by a payload field: every matching point is read and sorted (no offset).
+        let points = ctx.service.points_where(&ctx.collection, clause).await?;
         return scroll_ordered(&ctx, started, points, order_by, limit, &payload, with_vector).await;
     }
-    if let Some(offset) = body.get("offset").filter(|v| !v.is_null()) {
-        let offset = PointKey::from_json(offset).map_err(bad)?;
-        points.retain(|(key, _)| *key >= offset);
-    }
-    let next = points.get(limit).map(|(key, _)| key.to_json());
-    points.truncate(limit);
+    let offset = body.get("offset").filter(|v| !v.is_null()).map(PointKey::from_json).transpose().map_err(bad)?;
+    let filter = clause.map(|c| crate::engine::Filter::Condition(Arc::new(c)));
+    let (points, next) = ctx.service.points_page(&ctx.collection, filter, offset, limit).await?;
+    let next = next.map(PointKey::to_json);
     let text_key = text_key(&body)?;
     let records = ctx.service.with_vectors(&ctx.collection, points, with_vector, text_key.is_some()).await?;
     let mut out = Vec::with_capacity(records.len());

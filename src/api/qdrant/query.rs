@@ -235,11 +235,8 @@ fn run<'a>(ctx: &'a Ctx<'a>, q: Request, outer: Option<Filter>, with_vector: boo
             return Err(bad("several prefetches need a fusion query to combine them"));
         } else {
             // No query: points in id order, as Qdrant answers it.
-            let mut points = ctx.service.points_where(&ctx.collection, None).await?;
-            if let Some(filter) = &filter {
-                points.retain(|(_, d)| filter.matches_document(&d.id, &d.metadata, d.passages.first().map(|p| p.point)));
-            }
-            let records = ctx.service.with_vectors(&ctx.collection, points.into_iter().take(wanted).collect(), with_vector, false).await?;
+            let (points, _) = ctx.service.points_page(&ctx.collection, filter.clone(), None, wanted).await?;
+            let records = ctx.service.with_vectors(&ctx.collection, points, with_vector, false).await?;
             records.into_iter().map(|r| ScoredRecord { key: r.key, score: 0.0, metadata: Some(r.document.metadata), vector: r.vector }).collect()
         };
         if let Some(threshold) = q.score_threshold {
