@@ -15,7 +15,7 @@ use super::types::*;
 #[derive(utoipa::OpenApi)]
 #[openapi(components(schemas(
     ErrorBody, ErrorDetail, HealthResponse, ModelStatus, ReadyResponse, EmbeddingsRequest, EmbeddingsResponse, EmbeddingObject, Usage,
-    ModelList, ModelObject, MetricName, HnswConfig, ChunkingConfig, CreateCollectionRequest, CollectionInfo, HnswInfo, IndexInfo,
+    ModelList, ModelObject, SelfTestObject, MetricName, HnswConfig, ChunkingConfig, CreateCollectionRequest, CollectionInfo, HnswInfo, IndexInfo,
     CollectionList, Deleted, CollectionDeleted, DocumentInput, AddDocumentsRequest, AddDocumentsResponse, DocumentResponse,
     DeleteDocumentsRequest, DocumentPage, ListedDocument, CountRequest, CountResponse, Include, SearchRequest, BatchSearchRequest,
     SearchHit, SearchResponse, BatchSearchResponse,

@@ -86,6 +86,22 @@ pub struct ModelObject {
     /// Unix seconds when the server loaded it.
     pub created: u64,
     pub owned_by: &'static str,
+    /// Other names it answers to (hub ids).
+    pub aliases: Vec<String>,
+    pub dims: usize,
+    /// Longest input in tokens (longer texts are split into passages on ingest).
+    pub max_tokens: usize,
+    /// What the load-time self-test found; absent when the manifest has no probes.
+    pub self_test: Option<SelfTestObject>,
+}
+
+/// A passed self-test (a model that fails it is never served).
+#[derive(Serialize, ToSchema)]
+pub struct SelfTestObject {
+    pub probes: usize,
+    /// Largest cosine distance between a probe's vector and its reference.
+    pub worst_cosine_distance: f64,
+    pub milliseconds: f64,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -217,6 +217,25 @@ pub fn run_check_model(args: &CheckModelArgs) -> Result<(), EmbedError> {
         let status = if check.pinned { "ok" } else { "unpinned" };
         println!("{status}\t{}\t{}", check.sha256, check.path.display());
     }
-    println!("{}", serde_json::to_string_pretty(&model.manifest).unwrap_or_default());
+    // Loading runs the self-test, with the runtime and device a server would use.
+    let provider = args.model.load_provider()?;
+    match provider.self_test()? {
+        Some(report) => println!(
+            "self-test\tpassed\t{} probes, largest cosine distance {:.2e} (allowed {:e}), {:.0} ms on {:?}",
+            report.probes,
+            report.worst_distance,
+            model.manifest.self_test.as_ref().map_or(0.0, |t| t.max_cosine_distance),
+            report.elapsed.as_secs_f64() * 1e3,
+            crate::embed::EmbeddingProvider::info(&provider).execution_provider,
+        ),
+        None => println!("self-test\tnone\tthe manifest has no probes"),
+    }
+    // The probes' vectors are long: shown by count only.
+    let mut manifest = serde_json::to_value(&model.manifest).unwrap_or_default();
+    if let Some(test) = manifest.get_mut("self_test").and_then(|t| t.as_object_mut()) {
+        let count = test.get("probes").and_then(|p| p.as_array()).map_or(0, Vec::len);
+        test.insert("probes".into(), serde_json::json!(format!("{count} probes")));
+    }
+    println!("{}", serde_json::to_string_pretty(&manifest).unwrap_or_default());
     Ok(())
 }

@@ -94,6 +94,25 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
             }
             std::fs::create_dir_all(&data_dir)?;
             let engine = Arc::new(Engine::open_with_cache(&data_dir, cache_bytes)?);
+            // Collections keep the model they were built with: load what they need beyond the
+            // flags (not with `--model none` alone, which asks for no model at all).
+            let no_model = args_models.iter().all(|m| m.is_empty() || m == "none") && !args_models.is_empty();
+            if !no_model {
+                for collection in engine.collections() {
+                    let Some(bound) = &collection.config.model else { continue };
+                    if models.iter().any(|m: &Arc<crate::embed::OnnxProvider>| crate::embed::EmbeddingProvider::info(m.as_ref()).name == bound.name) {
+                        continue;
+                    }
+                    match runtime.load_provider(&bound.name) {
+                        Ok(provider) => {
+                            tracing::info!(model = %bound.name, collection = %collection.name(), "loaded the model an existing collection was built with");
+                            models.push(Arc::new(provider));
+                        }
+                        // Its collections answer 409 model_not_loaded; the others serve.
+                        Err(err) => tracing::error!(model = %bound.name, collection = %collection.name(), %err, "cannot load the model an existing collection was built with"),
+                    }
+                }
+            }
             state.set_loaded(Loaded::new(engine.clone(), models, state.limits.clone()));
             tracing::info!("ready");
             Ok(engine)

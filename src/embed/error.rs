@@ -24,6 +24,12 @@ pub enum EmbedError {
     UnsupportedInput { model: String, input: String },
     #[error("model {model} does not match its manifest: {problem}")]
     ModelMismatch { model: String, problem: String },
+    #[error(
+        "model '{model}' failed its self-test: probe {probe} ({text:?}) is at cosine distance {distance:.3e} from its reference \
+         vector, more than the manifest's {tolerance:e}. The tokenizer or model file is not the one the manifest describes, or \
+         this execution provider computes differently (try --device cpu); `akidb check-model` runs the same test"
+    )]
+    SelfTest { model: String, probe: usize, text: String, distance: f64, tolerance: f64 },
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("the inference thread has stopped")]

@@ -13,6 +13,6 @@ mod tokenize_pool;
 pub use batcher::{BackendFactory, BatchConfig, Batcher, BatcherStats, Priority, FAIRNESS};
 pub use error::EmbedError;
 pub use onnx::{Backend, OnnxBackend, OnnxOptions};
-pub use provider::{EmbedRequest, Embedding, EmbeddingProvider, ModelInfo, OnnxProvider, PendingEmbeddings, TextKind};
+pub use provider::{EmbedRequest, Embedding, EmbeddingProvider, ModelInfo, OnnxProvider, PendingEmbeddings, SelfTestReport, TextKind};
 pub use runtime::{Device, ExecutionProvider};
 pub use tokenize::{EncodedText, TextEncoder};

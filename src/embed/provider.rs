@@ -15,7 +15,7 @@ use super::runtime::ExecutionProvider;
 use super::tokenize::{EncodedText, TextEncoder};
 use super::tokenize_pool::{TokenizerPool, CHUNK};
 use super::EmbedError;
-use crate::model::{Manifest, ModelDir, Pooling};
+use crate::model::{Manifest, ModelDir, Pooling, Probe, ProbeKind};
 
 /// Whether a text is a query (gets the model's instruction, if any) or a document (never does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,6 +77,8 @@ pub struct Embedding {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelInfo {
     pub name: String,
+    /// Other names it answers to (hub ids).
+    pub aliases: Vec<String>,
     pub family: String,
     pub dims: usize,
     pub max_tokens: usize,
@@ -89,6 +91,13 @@ pub struct ModelInfo {
     /// NaN scrubs removed from the graph at load (0 when the rewrite was not proven exact for
     /// this model, found nothing, or `--keep-graph` was given).
     pub graph_rewrites: usize,
+}
+
+impl ModelInfo {
+    /// Whether `name` names this model: its name or an alias, in any case.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Embeds texts. Implementations queue the work and return at once; the result is awaited
@@ -171,6 +180,8 @@ pub struct OnnxProvider {
     tokenizers: Arc<TokenizerPool>,
     batcher: Arc<Batcher>,
     info: ModelInfo,
+    /// What the self-test at load found (None: the manifest has no probes).
+    self_test: Option<SelfTestReport>,
 }
 
 /// Texts that may wait for or be in tokenization at once, per model.
@@ -189,6 +200,7 @@ impl OnnxProvider {
             return Err(EmbedError::InvalidInput("batch size and batch token budget must be positive".into()));
         }
         let manifest = model.manifest.clone();
+        let batching = BatchConfig { max_batch_size: batching.max_batch_size.min(manifest.max_batch_size.unwrap_or(usize::MAX)), ..batching };
         let encoder = TextEncoder::from_file(&model.tokenizer_path(), &manifest)?;
         let pad_id = encoder.pad_id();
         let mut options = options.clone();
@@ -225,6 +237,7 @@ impl OnnxProvider {
         drop(source);
         let info = ModelInfo {
             name: manifest.name.clone(),
+            aliases: manifest.aliases.clone(),
             family: manifest.family.clone(),
             dims: manifest.dims,
             max_tokens: manifest.max_tokens,
@@ -240,7 +253,54 @@ impl OnnxProvider {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         let tokenizers = TokenizerPool::new(workers, TOKENIZE_QUEUE_TEXTS, &manifest.name)
             .map_err(|e| EmbedError::Runtime { action: "start the tokenizer workers", message: e.to_string() })?;
-        Ok(OnnxProvider { manifest: Arc::new(manifest), encoder: Arc::new(encoder), tokenizers: Arc::new(tokenizers), batcher: Arc::new(batcher), info })
+        let mut provider = OnnxProvider { manifest: Arc::new(manifest), encoder: Arc::new(encoder), tokenizers: Arc::new(tokenizers), batcher: Arc::new(batcher), info, self_test: None };
+        // Never serve a model that does not reproduce its reference vectors here.
+        provider.self_test = provider.self_test()?;
+        Ok(provider)
+    }
+
+    /// Embeds the manifest's probes with this runtime and device, on the lanes that serve
+    /// (documents as one padded batch on the bulk lane, queries on the interactive one), and
+    /// fails when a vector is farther from its reference than the manifest allows. `None`:
+    /// the manifest has no probes.
+    pub fn self_test(&self) -> Result<Option<SelfTestReport>, EmbedError> {
+        let Some(test) = &self.manifest.self_test else {
+            tracing::warn!(model = %self.info.name, "the manifest has no self-test probes: this model's output is not checked at load");
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let mut worst: f64 = 0.0;
+        for kind in [ProbeKind::Document, ProbeKind::Query] {
+            let probes: Vec<(usize, &Probe)> = test.probes.iter().enumerate().filter(|(_, p)| p.kind == kind).collect();
+            if probes.is_empty() {
+                continue;
+            }
+            let texts = probes.iter().map(|(_, p)| p.text.clone()).collect();
+            let request = match kind {
+                ProbeKind::Document => EmbedRequest::documents(texts),
+                ProbeKind::Query => EmbedRequest::queries(texts),
+            };
+            let vectors = self.embed(request).wait().map_err(|e| EmbedError::Runtime { action: "run the self-test", message: e.to_string() })?;
+            for ((i, probe), got) in probes.iter().zip(vectors) {
+                let distance = cosine_distance(&got.embedding, &probe.vector);
+                worst = worst.max(distance);
+                if !(distance <= test.max_cosine_distance) {
+                    let mut text: String = probe.text.chars().take(40).collect();
+                    if text.len() < probe.text.len() {
+                        text.push('…');
+                    }
+                    return Err(EmbedError::SelfTest { model: self.info.name.clone(), probe: *i, text, distance, tolerance: test.max_cosine_distance });
+                }
+            }
+        }
+        let report = SelfTestReport { probes: test.probes.len(), worst_distance: worst, elapsed: started.elapsed() };
+        tracing::info!(model = %self.info.name, probes = report.probes, worst_distance = report.worst_distance, ms = report.elapsed.as_secs_f64() * 1e3, "self-test passed");
+        Ok(Some(report))
+    }
+
+    /// The self-test run at load.
+    pub fn self_test_report(&self) -> Option<SelfTestReport> {
+        self.self_test
     }
 
     pub fn batcher(&self) -> &Batcher {
@@ -256,6 +316,29 @@ impl OnnxProvider {
     pub fn healthy(&self) -> bool {
         self.batcher.healthy()
     }
+}
+
+/// A passed self-test: how many probes, the largest cosine distance to a reference, its cost.
+#[derive(Debug, Clone, Copy)]
+pub struct SelfTestReport {
+    pub probes: usize,
+    pub worst_distance: f64,
+    pub elapsed: std::time::Duration,
+}
+
+/// 1 - cosine, in f64; NaN when either vector is zero or not finite (which fails a check).
+fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::NAN;
+    }
+    let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    1.0 - dot / (na.sqrt() * nb.sqrt())
 }
 
 /// The graph rewrite is kept only where it is proven exact for this model: the rewritten and

@@ -49,6 +49,10 @@ pub struct Manifest {
     pub family: String,
     #[serde(default)]
     pub description: String,
+    /// Other names a client may use for the model, e.g. its hub id (`BAAI/bge-small-en-v1.5`);
+    /// matched case-insensitively.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub notes: Option<String>,
     pub files: Vec<ManifestFile>,
@@ -74,6 +78,45 @@ pub struct Manifest {
     /// Intra-op threads that measured fastest for this model on a 2-core box; `--intra-threads` overrides.
     #[serde(default)]
     pub intra_threads: Option<usize>,
+    /// Most texts in one model call, whatever `--max-batch-size` says. 1 for a model whose int8
+    /// activations are quantized per call (DynamicQuantizeLinear takes one scale over the whole
+    /// batch), where a text's vector would otherwise depend on the texts batched with it.
+    #[serde(default)]
+    pub max_batch_size: Option<usize>,
+    /// Probe texts and their reference vectors, embedded at every load (see `SelfTest`).
+    #[serde(default)]
+    pub self_test: Option<SelfTest>,
+}
+
+/// What a model must reproduce before it serves: each probe's vector, computed by the reference
+/// implementation, within `max_cosine_distance` of what this runtime and device compute. A
+/// wrong or damaged tokenizer or model file, or an execution provider that computes differently,
+/// fails it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfTest {
+    /// Largest cosine distance (1 - cosine) allowed between a probe's vector and its reference.
+    pub max_cosine_distance: f64,
+    /// Where the reference vectors come from.
+    #[serde(default)]
+    pub origin: String,
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// `document` (embedded as is) or `query` (with the query instruction).
+    pub kind: ProbeKind,
+    pub text: String,
+    pub vector: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    Document,
+    Query,
 }
 
 impl Manifest {
@@ -112,6 +155,17 @@ impl Manifest {
         if self.intra_threads == Some(0) {
             return Err("intra_threads must be positive".into());
         }
+        if self.max_batch_size == Some(0) {
+            return Err("max_batch_size must be positive".into());
+        }
+        if let Some(test) = &self.self_test {
+            if !(0.0..=2.0).contains(&test.max_cosine_distance) {
+                return Err("self_test.max_cosine_distance must be within 0..=2".into());
+            }
+            if let Some((i, _)) = test.probes.iter().enumerate().find(|(_, p)| p.vector.len() != self.dims) {
+                return Err(format!("self_test probe {i} has {} dimensions, the model {}", test.probes[i].vector.len(), self.dims));
+            }
+        }
         Ok(())
     }
 
@@ -126,6 +180,11 @@ impl Manifest {
                 format!("{}{}{}", head.replace("{task}", task), query, tail.replace("{task}", task))
             }
         }
+    }
+
+    /// Whether `name` names this model: its name or one of its aliases, in any case.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
     /// Checks a requested output width against the model's Matryoshka widths.
@@ -241,6 +300,14 @@ mod tests {
         minilm.validate().unwrap();
         assert_eq!(minilm.dims, 384);
         assert_eq!(minilm.pooling, Pooling::Mean);
+        let bge: Manifest = serde_json::from_str(include_str!("../../models/bge-small-en-v1.5/manifest.json")).unwrap();
+        bge.validate().unwrap();
+        assert_eq!(bge.pooling, Pooling::Cls);
+        assert!(bge.answers_to("baai/BGE-small-en-v1.5"));
+        assert!(minilm.answers_to("sentence-transformers/all-minilm-l6-v2"));
+        for m in [&minilm, &bge] {
+            assert!(m.self_test.as_ref().is_some_and(|t| t.probes.len() >= 3), "{} carries probes", m.name);
+        }
         let qwen = qwen_like();
         qwen.validate().unwrap();
         assert_eq!(qwen.dims, 1024);

@@ -163,8 +163,10 @@ impl Service {
         Service { engine, models, limits, aliases_lock: Arc::default() }
     }
 
+    /// A loaded model by its name, else by a name it answers to (its hub id, any case).
     pub fn model(&self, name: &str) -> Result<&Arc<OnnxProvider>, ServiceError> {
-        self.models.iter().find(|m| m.info().name == name).ok_or_else(|| ServiceError::ModelNotFound {
+        let exact = self.models.iter().find(|m| m.info().name == name);
+        exact.or_else(|| self.models.iter().find(|m| m.info().answers_to(name))).ok_or_else(|| ServiceError::ModelNotFound {
             name: name.to_owned(),
             loaded: self.models.iter().map(|m| m.info().name.clone()).collect(),
         })

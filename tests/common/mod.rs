@@ -50,6 +50,29 @@ pub fn minilm(batching: BatchConfig) -> OnnxProvider {
     OnnxProvider::load(&minilm_dir(), &options(Device::Cpu), batching).expect("load minilm")
 }
 
+pub fn bundled_dir(name: &str) -> ModelDir {
+    let dir = repo().join("models").join(name);
+    for file in ["model.onnx", "tokenizer.json"] {
+        assert!(dir.join(file).is_file(), "{}/{file} is missing: run scripts/setup first", dir.display());
+    }
+    ModelDir::resolve(dir.to_str().expect("utf-8 repo path"), &repo().join("models")).expect("bundled model dir")
+}
+
+pub fn bge(batching: BatchConfig) -> OnnxProvider {
+    OnnxProvider::load(&bundled_dir("bge-small-en-v1.5"), &options(Device::Cpu), batching).expect("load bge-small-en-v1.5")
+}
+
+/// A copy of a bundled model's folder (files linked, manifest copied) for a test to damage.
+pub fn copied_model(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = repo().join("models").join(name);
+    for file in ["model.onnx", "tokenizer.json"] {
+        std::os::unix::fs::symlink(dir.join(file), tmp.path().join(file)).expect("symlink");
+    }
+    std::fs::copy(dir.join("manifest.json"), tmp.path().join("manifest.json")).expect("copy manifest");
+    tmp
+}
+
 /// A model directory for the tiny Qwen3 fixture, using the shipped Qwen3-Embedding manifest
 /// with only the width (16) and whatever `edit` changes.
 pub fn qwen3_tiny_dir(edit: impl FnOnce(&mut Manifest)) -> (tempfile::TempDir, ModelDir) {

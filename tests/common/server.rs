@@ -36,10 +36,14 @@ impl Server {
     pub fn start_in(cwd: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         // The Qdrant listener's default port would collide between servers run in parallel.
         let qdrant = extra.contains(&"--qdrant-port");
+        // Tests run on MiniLM (6 layers: twice as fast as the default bge-small) unless they name
+        // a model; tests/models.rs covers the default.
+        let model: &[&str] = if extra.contains(&"--model") { &[] } else { &["--model", "minilm-l6-v2"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
             .args(["serve", "--port", "0", "--device", "cpu", "--log", "warn", "--data-dir"])
             .arg(data_dir)
             .args(if qdrant { &[][..] } else { &["--qdrant-port", "0"][..] })
+            .args(model)
             .args(extra)
             .current_dir(cwd)
             .env_remove("AKIDB_API_KEY")

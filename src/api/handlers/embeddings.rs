@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::state::AppState;
-use crate::api::types::{EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, ModelList, ModelObject, Usage};
+use crate::api::types::{EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, ModelList, ModelObject, SelfTestObject, Usage};
 use crate::embed::{EmbedRequest, EmbeddingProvider, Priority};
 
 /// Embedding requests of at most this many inputs go to the interactive lane.
@@ -85,7 +85,11 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<Mode
         .loaded()?
         .models
         .iter()
-        .map(|m| ModelObject { id: m.info().name.clone(), object: "model", created, owned_by: "akidb" })
+        .map(|m| {
+            let info = m.info();
+            let self_test = m.self_test_report().map(|r| SelfTestObject { probes: r.probes, worst_cosine_distance: r.worst_distance, milliseconds: r.elapsed.as_secs_f64() * 1e3 });
+            ModelObject { id: info.name.clone(), object: "model", created, owned_by: "akidb", aliases: info.aliases.clone(), dims: info.dims, max_tokens: info.max_tokens, self_test }
+        })
         .collect();
     Ok(Json(ModelList { object: "list", data }))
 }

@@ -35,9 +35,6 @@ use crate::service::Service;
 /// servers one minor version apart without a warning).
 pub const QDRANT_VERSION: &str = "1.19.0";
 
-/// Well-known hub ids of akidb's bundled models, as `Document.model` may name them.
-const HUB_IDS: [(&str, &str); 2] = [("sentence-transformers/all-minilm-l6-v2", "minilm-l6-v2"), ("baai/bge-small-en-v1.5", "bge-small-en-v1.5")];
-
 fn loaded(state: &AppState) -> Result<&Service, QdrantError> {
     state.loaded().map_err(QdrantError::from)
 }
@@ -65,16 +62,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A `Document.model` must be the collection's model (by name or hub id, any case).
+    /// A `Document.model` must be the collection's model (by name or hub id, any case: the
+    /// manifest's aliases).
     fn check_model(&self, model: &str) -> Result<(), QdrantError> {
-        let lower = model.to_ascii_lowercase();
-        let name = HUB_IDS.iter().find(|(hub, _)| *hub == lower).map_or(lower.as_str(), |(_, name)| name);
-        let loaded: Vec<String> = self.service.models.iter().map(|m| m.info().name.clone()).collect();
-        if !loaded.iter().any(|l| l.eq_ignore_ascii_case(name)) {
+        let Some(provider) = self.service.models.iter().find(|m| m.info().answers_to(model)) else {
+            let loaded: Vec<String> = self.service.models.iter().map(|m| m.info().name.clone()).collect();
             return Err(QdrantError::bad_request(format!("model '{model}' is not loaded by this server; loaded: {loaded:?} (and Qdrant/bm25 on a sparse vector)")));
-        }
+        };
+        let name = provider.info().name.as_str();
         match &self.collection.config.model {
-            Some(bound) if bound.name.eq_ignore_ascii_case(name) => Ok(()),
+            Some(bound) if bound.name == name => Ok(()),
             Some(bound) => Err(QdrantError::bad_request(format!("collection `{}` embeds with model '{}', not '{model}'", self.collection.name(), bound.name))),
             None => Err(QdrantError::bad_request(format!(
                 "collection `{}` has no model (its size matches no loaded model): give vectors, not Documents",
