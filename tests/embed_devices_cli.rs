@@ -60,7 +60,8 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn embed_command_prints_reference_vectors_for_arguments_and_stdin() {
-    let reference = read_json(&shared("fixtures/minilm-l6-v2/reference.json"));
+    // The default model: bge-small-en-v1.5.
+    let reference = read_json(&shared("fixtures/bge-small-en-v1.5/reference.json"));
     let from_args = json_lines(&akidb(&["embed", "--device", "cpu", "Hello, world!", "It's so sunny outside!"], None));
     let auto = akidb(&["embed"], Some("\"Hello, world!\"\n\n{\"text\": \"It's so sunny outside!\"}\n"));
     if !cfg!(target_os = "macos") && !cfg!(feature = "cuda") {

@@ -83,4 +83,21 @@ fn collections_keep_their_model_and_the_server_loads_it() {
     assert_eq!(server.get("/collections/new").1["model"], "bge-small-en-v1.5");
     assert_eq!(server.post("/collections", &json!({"name": "hub", "model": "BAAI/bge-small-en-v1.5"})).0, 201);
     assert_eq!(server.get("/collections/hub").1["model"], "bge-small-en-v1.5");
+
+    // Hybrid fusion a request leaves out is the model's tuned one (bge: RRF k 30, dense 3 :
+    // lexical 1); MiniLM, with none in its manifest, keeps k 60 and 1 : 1.
+    assert_eq!(server.post("/collections/new/documents", &docs).0, 200);
+    let scores = |collection: &str, extra: serde_json::Value| -> Vec<f64> {
+        let mut body = json!({"query": "tokio tasks", "k": 2, "mode": "hybrid", "include": []});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let (status, hits) = server.post(&format!("/collections/{collection}/search"), &body);
+        assert_eq!(status, 200, "{hits}");
+        hits["results"].as_array().unwrap().iter().map(|h| h["score"].as_f64().unwrap()).collect()
+    };
+    let tuned = json!({"rrf_k": 30, "weights": {"dense": 3, "lexical": 1}});
+    let plain = json!({"rrf_k": 60, "weights": {"dense": 1, "lexical": 1}});
+    assert_eq!(scores("new", json!({})), scores("new", tuned.clone()));
+    assert!((scores("new", json!({}))[0] - (3.0 / 31.0 + 1.0 / 31.0)).abs() < 1e-6, "first on both sides");
+    assert_eq!(scores("old", json!({})), scores("old", plain));
+    assert_ne!(scores("old", json!({})), scores("old", tuned));
 }

@@ -451,10 +451,11 @@ pub enum SearchMode {
 #[derive(Deserialize, ToSchema, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct FusionWeights {
-    /// Weight of the dense ranking in hybrid mode (default 1).
+    /// Weight of the dense ranking in hybrid mode (default: the model's tuned weight, 3 for
+    /// bge-small-en-v1.5; else 1).
     #[schema(minimum = 0, maximum = 1e6)]
     pub dense: Option<f32>,
-    /// Weight of the lexical ranking in hybrid mode (default 1).
+    /// Weight of the lexical ranking in hybrid mode (default: the model's, else 1).
     #[schema(minimum = 0, maximum = 1e6)]
     pub lexical: Option<f32>,
 }
@@ -490,7 +491,8 @@ pub struct SearchRequest {
     pub mode: Option<SearchMode>,
     /// Return the k best passages rather than the k best documents (default false).
     pub passages: Option<bool>,
-    /// Hybrid mode: RRF constant k (default 60).
+    /// Hybrid mode: RRF constant k (default: the model's tuned value, 30 for bge-small-en-v1.5;
+    /// else 60).
     #[schema(minimum = 0, maximum = 1e6)]
     pub rrf_k: Option<f32>,
     /// Hybrid mode: weights of the two rankings.

@@ -98,7 +98,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
     /// Model name (a folder under --models-dir) or a directory with model.onnx, tokenizer.json, manifest.json.
-    #[arg(long, env = "AKIDB_MODEL", default_value = "minilm-l6-v2")]
+    #[arg(long, env = "AKIDB_MODEL", default_value = "bge-small-en-v1.5")]
     pub model: String,
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     pub qdrant_port: u16,
     /// Models to load: a name under --models-dir or a directory; repeat for more; the first is the
     /// default. `none`: no model (collections of vectors brought by clients only).
-    #[arg(long = "model", env = "AKIDB_MODELS", value_delimiter = ',', default_value = "minilm-l6-v2")]
+    #[arg(long = "model", env = "AKIDB_MODELS", value_delimiter = ',', default_value = "bge-small-en-v1.5")]
     pub models: Vec<String>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,

@@ -88,6 +88,8 @@ pub struct ModelInfo {
     pub query_instruction: Option<String>,
     pub default_task: Option<String>,
     pub execution_provider: ExecutionProvider,
+    /// Hybrid fusion when a request sets none (the manifest's; None: akidb's RRF k 60, 1:1).
+    pub hybrid: Option<crate::model::HybridDefaults>,
     /// NaN scrubs removed from the graph at load (0 when the rewrite was not proven exact for
     /// this model, found nothing, or `--keep-graph` was given).
     pub graph_rewrites: usize,
@@ -247,6 +249,7 @@ impl OnnxProvider {
             query_instruction: manifest.query_instruction.clone(),
             default_task: manifest.default_task.clone(),
             execution_provider,
+            hybrid: manifest.hybrid.clone(),
             graph_rewrites,
         };
         let batcher = Batcher::spawn_lanes(bulk, interactive, factory(bulk_options), factory(interactive_options), batching, &manifest.name)?;

@@ -86,6 +86,22 @@ pub struct Manifest {
     /// Probe texts and their reference vectors, embedded at every load (see `SelfTest`).
     #[serde(default)]
     pub self_test: Option<SelfTest>,
+    /// Hybrid search's fusion for this model's collections when a request sets none, tuned on a
+    /// benchmark's train split (how much the dense side deserves depends on the model).
+    #[serde(default)]
+    pub hybrid: Option<HybridDefaults>,
+}
+
+/// Weighted Reciprocal Rank Fusion: a hit at rank r on a side scores weight / (rrf_k + r).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HybridDefaults {
+    pub rrf_k: f32,
+    pub dense_weight: f32,
+    pub lexical_weight: f32,
+    /// Where the values were measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned_on: Option<String>,
 }
 
 /// What a model must reproduce before it serves: each probe's vector, computed by the reference
@@ -154,6 +170,11 @@ impl Manifest {
         }
         if self.intra_threads == Some(0) {
             return Err("intra_threads must be positive".into());
+        }
+        if let Some(h) = &self.hybrid {
+            if ![h.rrf_k, h.dense_weight, h.lexical_weight].iter().all(|v| v.is_finite() && *v >= 0.0) {
+                return Err("hybrid: rrf_k and weights must be finite and not negative".into());
+            }
         }
         if self.max_batch_size == Some(0) {
             return Err("max_batch_size must be positive".into());
@@ -303,6 +324,7 @@ mod tests {
         let bge: Manifest = serde_json::from_str(include_str!("../../models/bge-small-en-v1.5/manifest.json")).unwrap();
         bge.validate().unwrap();
         assert_eq!(bge.pooling, Pooling::Cls);
+        assert!(bge.hybrid.is_some(), "bge-small's fusion is tuned");
         assert!(bge.answers_to("baai/BGE-small-en-v1.5"));
         assert!(minilm.answers_to("sentence-transformers/all-minilm-l6-v2"));
         for m in [&minilm, &bge] {

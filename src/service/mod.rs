@@ -21,7 +21,7 @@ use crate::engine::{Collection, Engine, EngineError};
 pub use browse::Page;
 pub use ingest::{DocumentInput, Ingested, PreparedIngest};
 pub use passages::{default_chunking, Splitter};
-pub use search::{Fusion, Mode, SearchHit, SearchQuery};
+pub use search::{Fusion, FusionChoice, Mode, SearchHit, SearchQuery};
 
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -40,6 +40,25 @@ impl Default for Fusion {
     }
 }
 
+/// A request's fusion settings; what it leaves out comes from the collection's model (its
+/// manifest's tuned `hybrid`), else `Fusion::default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FusionChoice {
+    pub rrf_k: Option<f32>,
+    pub dense_weight: Option<f32>,
+    pub lexical_weight: Option<f32>,
+}
+
+impl FusionChoice {
+    fn resolve(self, defaults: Fusion) -> Fusion {
+        Fusion {
+            rrf_k: self.rrf_k.unwrap_or(defaults.rrf_k),
+            dense_weight: self.dense_weight.unwrap_or(defaults.dense_weight),
+            lexical_weight: self.lexical_weight.unwrap_or(defaults.lexical_weight),
+        }
+    }
+}
+
 /// One search. Give `query` (text) or `vector`; a vector can only search densely.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
@@ -52,7 +71,7 @@ pub struct SearchQuery {
     pub mode: Option<Mode>,
     /// Return passages rather than documents.
     pub passages: bool,
-    pub fusion: Fusion,
+    pub fusion: FusionChoice,
     pub include_text: bool,
     pub include_metadata: bool,
     pub include_vector: bool,
@@ -68,7 +87,7 @@ impl Default for SearchQuery {
             filter: None,
             mode: None,
             passages: false,
-            fusion: Fusion::default(),
+            fusion: FusionChoice::default(),
             include_text: true,
             include_metadata: true,
             include_vector: false,
@@ -98,6 +117,7 @@ struct Plan {
     query: SearchQuery,
     mode: Mode,
     vector: Option<Vec<f32>>,
+    fusion: Fusion,
 }
 
 /// Largest RRF constant or fusion weight (typical values: k 60, weights near 1); bounded so that
@@ -105,7 +125,7 @@ struct Plan {
 pub const MAX_FUSION_PARAMETER: f32 = 1e6;
 
 impl Service {
-    fn plan(&self, query: SearchQuery, at: &str) -> Result<Plan, ServiceError> {
+    fn plan(&self, query: SearchQuery, at: &str, defaults: Fusion) -> Result<Plan, ServiceError> {
         let max_k = self.limits.max_k;
         if query.k == 0 || query.k > max_k {
             return Err(ServiceError::invalid(format!("{at}k must be in 1..={max_k}, got {}", query.k)));
@@ -115,7 +135,7 @@ impl Service {
                 return Err(ServiceError::invalid(format!("{at}ef must be in 1..=10000, got {ef}")));
             }
         }
-        let f = query.fusion;
+        let f = query.fusion.resolve(defaults);
         let in_range = |x: f32| (0.0..=MAX_FUSION_PARAMETER).contains(&x);
         if !(in_range(f.rrf_k) && in_range(f.dense_weight) && in_range(f.lexical_weight)) {
             return Err(ServiceError::invalid(format!("{at}rrf_k and weights must be in 0..={MAX_FUSION_PARAMETER:e}")));
@@ -134,7 +154,7 @@ impl Service {
             },
         };
         let vector = query.vector.clone();
-        Ok(Plan { query, mode, vector })
+        Ok(Plan { query, mode, vector, fusion: f })
     }
 
     /// Runs searches on one collection; text queries needing vectors are embedded in one call.
@@ -147,10 +167,11 @@ impl Service {
             return Err(ServiceError::TooLarge(format!("at most {} searches per request, got {}", self.limits.max_batch_queries, queries.len())));
         }
         let single = queries.len() == 1;
+        let defaults = self.fusion_defaults(&collection);
         let mut plans = queries
             .into_iter()
             .enumerate()
-            .map(|(i, q)| self.plan(q, &if single { String::new() } else { format!("searches[{i}].") }))
+            .map(|(i, q)| self.plan(q, &if single { String::new() } else { format!("searches[{i}].") }, defaults))
             .collect::<Result<Vec<_>, _>>()?;
         let texts: Vec<String> = plans.iter().filter(|p| p.vector.is_none() && p.mode != Mode::Lexical).filter_map(|p| p.query.query.clone()).collect();
         if !texts.is_empty() {
@@ -174,6 +195,12 @@ impl Service {
                 .collect()
         })
         .await
+    }
+
+    /// Hybrid fusion for a collection when a request sets none: its model's tuned values.
+    pub fn fusion_defaults(&self, collection: &Collection) -> Fusion {
+        let model = collection.config.model.as_ref().and_then(|b| self.model(&b.name).ok());
+        model.and_then(|m| m.info().hybrid.as_ref()).map_or_else(Fusion::default, |h| Fusion { rrf_k: h.rrf_k, dense_weight: h.dense_weight, lexical_weight: h.lexical_weight })
     }
 
     /// One search.
@@ -212,7 +239,7 @@ fn rrf(fusion: &Fusion, rank: Option<usize>, weight: f32) -> f32 {
 }
 
 fn run(collection: &Arc<Collection>, plan: Plan) -> Result<Vec<SearchHit>, ServiceError> {
-    let Plan { mut query, mode, vector } = plan;
+    let Plan { mut query, mode, vector, fusion } = plan;
     // A Qdrant-style condition reads the store once here, not once per side and widening.
     if let Some(filter) = query.filter.take() {
         query.filter = Some(collection.resolve_filter(&filter)?);
@@ -234,7 +261,7 @@ fn run(collection: &Arc<Collection>, plan: Plan) -> Result<Vec<SearchHit>, Servi
             _ => Vec::new(),
         };
         let candidates = resolve(collection, &dense, &lexical)?;
-        let ranked = rank(&candidates, mode, &query.fusion, query.passages);
+        let ranked = rank(&candidates, mode, &fusion, query.passages);
         let exhausted = (dense.len() < limit && lexical.len() < limit) || limit >= total;
         if ranked.len() >= k || exhausted {
             return fetch(collection, &query, ranked.into_iter().take(k).collect());

@@ -11,7 +11,7 @@ use crate::api::extract::ApiJson;
 use crate::api::state::AppState;
 use crate::api::types::{BatchSearchRequest, BatchSearchResponse, Include, PassageRef, SearchHit, SearchMode, SearchRequest, SearchResponse};
 use crate::engine::Filter;
-use crate::service::{self, Fusion, Mode, SearchQuery};
+use crate::service::{self, FusionChoice, Mode, SearchQuery};
 
 const DEFAULT_K: usize = 10;
 
@@ -23,7 +23,6 @@ fn parse(request: SearchRequest, at: &str) -> Result<SearchQuery, ApiError> {
         .transpose()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_filter", format!("{at}where: {e}")))?;
     let include = request.include.unwrap_or_else(|| vec![Include::Text, Include::Metadata]);
-    let defaults = Fusion::default();
     let weights = request.weights;
     Ok(SearchQuery {
         query: request.query,
@@ -37,11 +36,8 @@ fn parse(request: SearchRequest, at: &str) -> Result<SearchQuery, ApiError> {
             SearchMode::Hybrid => Mode::Hybrid,
         }),
         passages: request.passages.unwrap_or(false),
-        fusion: Fusion {
-            rrf_k: request.rrf_k.unwrap_or(defaults.rrf_k),
-            dense_weight: weights.and_then(|w| w.dense).unwrap_or(defaults.dense_weight),
-            lexical_weight: weights.and_then(|w| w.lexical).unwrap_or(defaults.lexical_weight),
-        },
+        // What the request leaves out comes from the collection's model (service::search).
+        fusion: FusionChoice { rrf_k: request.rrf_k, dense_weight: weights.and_then(|w| w.dense), lexical_weight: weights.and_then(|w| w.lexical) },
         include_text: include.contains(&Include::Text),
         include_metadata: include.contains(&Include::Metadata),
         include_vector: include.contains(&Include::Vector),
