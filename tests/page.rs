@@ -50,6 +50,7 @@ fn the_page_searches_and_shows_highlighted_passages_in_a_real_browser() {
     assert!(dom.contains("<mark>spawn</mark>") && dom.contains("<mark>background</mark>"), "matches are highlighted:\n{dom}");
     assert!(dom.contains("{\"lang\":\"rust\"}"), "metadata is shown:\n{dom}");
     assert!(dom.contains("<dt>documents</dt><dd>3</dd>"), "collection stats are shown:\n{dom}");
+    assert!(dom.contains("models: minilm-l6-v2 (default, self-test passed)"), "the loaded models are shown:\n{dom}");
 
     // A filter that matches nothing but bread.
     let dom = rendered(&format!("http://{}/?collection=kb&q=task&where=%7B%22lang%22%3A%22food%22%7D", server.address));

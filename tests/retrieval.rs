@@ -138,6 +138,11 @@ fn identifiers_are_found_first_and_filters_apply_in_every_mode() {
     assert_error(&server.post("/collections/code/search", &json!({"vector": vector, "mode": "lexical"})), 400, "invalid_request", "dense");
     assert_error(&server.post("/collections/code/search", &json!({"query": "x", "mode": "fuzzy"})), 422, "invalid_request", "mode");
     assert_error(&server.post("/collections/code/search", &json!({"query": "x", "rrf_k": -1.0})), 400, "invalid_request", "rrf_k");
+    // The candidate depth is bounded; a shallow one still answers k documents (it grows).
+    assert_error(&server.post("/collections/code/search", &json!({"query": "x", "candidates": 10_001})), 400, "invalid_request", "candidates");
+    assert_error(&server.post("/collections/code/search", &json!({"query": "x", "candidates": 0})), 400, "invalid_request", "candidates");
+    let shallow = search(&server, "code", json!({"query": "random identifiers", "k": 3, "candidates": 1}));
+    assert_eq!(shallow.len(), 3, "{shallow:?}");
     // Batch search takes modes per query.
     let batch = server.post("/collections/code/search/batch", &json!({"searches": [{"query": "tokio::spawn", "mode": "lexical", "k": 1}, {"query": "Uuid::new_v4", "mode": "hybrid", "k": 1}]}));
     assert_eq!(batch.0, 200, "{}", batch.1);

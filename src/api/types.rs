@@ -498,6 +498,12 @@ pub struct SearchRequest {
     /// Hybrid mode: weights of the two rankings.
     #[serde(default, deserialize_with = "super::serde_strict::object")]
     pub weights: Option<FusionWeights>,
+    /// Candidate passages each side brings before grouping and fusion, 1..=10000 (default
+    /// max(4k, 200) in hybrid mode, else max(4k, 50); grown when grouping leaves fewer than k
+    /// documents).
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(default, deserialize_with = "super::serde_strict::opt_count")]
+    pub candidates: Option<usize>,
 }
 
 #[derive(Deserialize, ToSchema)]

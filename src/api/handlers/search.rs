@@ -36,6 +36,7 @@ fn parse(request: SearchRequest, at: &str) -> Result<SearchQuery, ApiError> {
             SearchMode::Hybrid => Mode::Hybrid,
         }),
         passages: request.passages.unwrap_or(false),
+        candidates: request.candidates,
         // What the request leaves out comes from the collection's model (service::search).
         fusion: FusionChoice { rrf_k: request.rrf_k, dense_weight: weights.and_then(|w| w.dense), lexical_weight: weights.and_then(|w| w.lexical) },
         include_text: include.contains(&Include::Text),
