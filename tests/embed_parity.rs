@@ -278,6 +278,14 @@ fn bge_small_queries_match_reference_with_the_instruction() {
     }
 }
 
+/// Loading blocks (it runs the self-test), and a library user may do it from async code.
+#[test]
+fn a_model_loads_from_inside_an_async_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let provider = runtime.block_on(async { minilm(BatchConfig::default()) });
+    assert!(provider.self_test_report().is_some_and(|r| r.probes == 4));
+}
+
 #[test]
 fn every_bundled_model_passes_its_self_test_on_cpu() {
     for (name, provider) in [("minilm-l6-v2", minilm(BatchConfig::default())), ("bge-small-en-v1.5", bge(BatchConfig::default()))] {

@@ -100,4 +100,25 @@ fn collections_keep_their_model_and_the_server_loads_it() {
     assert!((scores("new", json!({}))[0] - (3.0 / 31.0 + 1.0 / 31.0)).abs() < 1e-6, "first on both sides");
     assert_eq!(scores("old", json!({})), scores("old", plain));
     assert_ne!(scores("old", json!({})), scores("old", tuned));
+    server.stop();
+
+    // `--model none` asks for no model at all: nothing is loaded for the old collections, which
+    // say so (409), while lexical search, which needs no model, still answers.
+    let server = Server::start(data.path(), &["--model", "none"]);
+    assert_eq!(server.get("/v1/models").1["data"], json!([]));
+    let (status, body) = server.post("/collections/old/search", &json!({"query": "tasks", "mode": "dense"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("model_not_loaded")), "{body}");
+    assert_eq!(server.post("/collections/old/search", &json!({"query": "tasks", "mode": "lexical"})).0, 200);
+}
+
+/// Two models answering to one name (a copy of bge-small under its own name, or an alias)
+/// would make that name ambiguous: the server refuses to start, naming both and the name.
+#[test]
+fn two_models_answering_to_one_name_are_refused_at_startup() {
+    let copy = copied_model("bge-small-en-v1.5");
+    let data = tempfile::tempdir().unwrap();
+    let out = akidb(&["serve", "--port", "0", "--qdrant-port", "0", "--device", "cpu", "--model", "bge-small-en-v1.5", "--model", copy.path().to_str().unwrap(), "--data-dir", data.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with an ambiguous model name: {stderr}");
+    assert!(stderr.contains("both answer to 'bge-small-en-v1.5'"), "{stderr}");
 }

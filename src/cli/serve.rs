@@ -98,9 +98,10 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
             // flags (not with `--model none` alone, which asks for no model at all).
             let no_model = args_models.iter().all(|m| m.is_empty() || m == "none") && !args_models.is_empty();
             if !no_model {
+                let mut failed = std::collections::HashSet::new();
                 for collection in engine.collections() {
                     let Some(bound) = &collection.config.model else { continue };
-                    if models.iter().any(|m: &Arc<crate::embed::OnnxProvider>| crate::embed::EmbeddingProvider::info(m.as_ref()).name == bound.name) {
+                    if failed.contains(&bound.name) || models.iter().any(|m: &Arc<crate::embed::OnnxProvider>| crate::embed::EmbeddingProvider::info(m.as_ref()).name == bound.name) {
                         continue;
                     }
                     match runtime.load_provider(&bound.name) {
@@ -109,10 +110,14 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
                             models.push(Arc::new(provider));
                         }
                         // Its collections answer 409 model_not_loaded; the others serve.
-                        Err(err) => tracing::error!(model = %bound.name, collection = %collection.name(), %err, "cannot load the model an existing collection was built with"),
+                        Err(err) => {
+                            tracing::error!(model = %bound.name, collection = %collection.name(), %err, "cannot load the model an existing collection was built with; its collections answer 409 model_not_loaded");
+                            failed.insert(bound.name.clone());
+                        }
                     }
                 }
             }
+            crate::service::check_model_names(&models).map_err(CliError::Startup)?;
             state.set_loaded(Loaded::new(engine.clone(), models, state.limits.clone()));
             tracing::info!("ready");
             Ok(engine)

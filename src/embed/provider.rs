@@ -263,9 +263,11 @@ impl OnnxProvider {
     }
 
     /// Embeds the manifest's probes with this runtime and device, on the lanes that serve
-    /// (documents as one padded batch on the bulk lane, queries on the interactive one), and
-    /// fails when a vector is farther from its reference than the manifest allows. `None`:
-    /// the manifest has no probes.
+    /// (`document` probes as one request on the bulk lane, `query` probes on the interactive
+    /// one, both embedded as written: a probe's text already holds any instruction, so the test
+    /// checks the model and the lanes whatever the manifest's query template), and fails when a
+    /// vector is farther from its reference than the manifest allows. `None`: the manifest has
+    /// no probes. Blocks; safe to call from any thread, async runtimes included.
     pub fn self_test(&self) -> Result<Option<SelfTestReport>, EmbedError> {
         let Some(test) = &self.manifest.self_test else {
             tracing::warn!(model = %self.info.name, "the manifest has no self-test probes: this model's output is not checked at load");
@@ -279,11 +281,16 @@ impl OnnxProvider {
                 continue;
             }
             let texts = probes.iter().map(|(_, p)| p.text.clone()).collect();
-            let request = match kind {
-                ProbeKind::Document => EmbedRequest::documents(texts),
-                ProbeKind::Query => EmbedRequest::queries(texts),
+            let lane = match kind {
+                ProbeKind::Document => Priority::Bulk,
+                ProbeKind::Query => Priority::Interactive,
             };
-            let vectors = self.embed(request).wait().map_err(|e| EmbedError::Runtime { action: "run the self-test", message: e.to_string() })?;
+            let request = EmbedRequest::documents(texts).with_priority(lane);
+            // `wait` drives the work on a runtime of its own, which tokio forbids on a thread
+            // that is inside one (a library user loading from async code): a scoped thread has none.
+            let vectors = std::thread::scope(|scope| scope.spawn(|| self.embed(request).wait()).join())
+                .map_err(|_| EmbedError::Runtime { action: "run the self-test", message: "the self-test thread panicked".into() })?
+                .map_err(|e| EmbedError::Runtime { action: "run the self-test", message: e.to_string() })?;
             for ((i, probe), got) in probes.iter().zip(vectors) {
                 let distance = cosine_distance(&got.embedding, &probe.vector);
                 worst = worst.max(distance);

@@ -122,7 +122,8 @@ pub struct SelfTest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
-    /// `document` (embedded as is) or `query` (with the query instruction).
+    /// The lane it runs on: `document` (bulk) or `query` (interactive). Either way the text is
+    /// embedded as written, so a query probe carries its instruction in `text`.
     pub kind: ProbeKind,
     pub text: String,
     pub vector: Vec<f32>,
@@ -172,9 +173,13 @@ impl Manifest {
             return Err("intra_threads must be positive".into());
         }
         if let Some(h) = &self.hybrid {
-            if ![h.rrf_k, h.dense_weight, h.lexical_weight].iter().all(|v| v.is_finite() && *v >= 0.0) {
-                return Err("hybrid: rrf_k and weights must be finite and not negative".into());
+            // The bound a request's own values get (service::search::MAX_FUSION_PARAMETER).
+            if ![h.rrf_k, h.dense_weight, h.lexical_weight].iter().all(|v| (0.0..=1e6).contains(v)) {
+                return Err("hybrid: rrf_k and weights must be within 0..=1e6".into());
             }
+        }
+        if let Some(bad) = self.aliases.iter().find(|a| a.trim().is_empty() || a.eq_ignore_ascii_case(&self.name)) {
+            return Err(format!("alias {bad:?} is empty or the model's own name"));
         }
         if self.max_batch_size == Some(0) {
             return Err("max_batch_size must be positive".into());
@@ -183,8 +188,14 @@ impl Manifest {
             if !(0.0..=2.0).contains(&test.max_cosine_distance) {
                 return Err("self_test.max_cosine_distance must be within 0..=2".into());
             }
+            if test.probes.is_empty() {
+                return Err("self_test has no probes (leave self_test out instead)".into());
+            }
             if let Some((i, _)) = test.probes.iter().enumerate().find(|(_, p)| p.vector.len() != self.dims) {
                 return Err(format!("self_test probe {i} has {} dimensions, the model {}", test.probes[i].vector.len(), self.dims));
+            }
+            if let Some((i, _)) = test.probes.iter().enumerate().find(|(_, p)| !p.vector.iter().all(|v| v.is_finite()) || p.vector.iter().all(|v| *v == 0.0)) {
+                return Err(format!("self_test probe {i} has a vector that is not finite or is all zeros"));
             }
         }
         Ok(())

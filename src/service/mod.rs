@@ -158,12 +158,27 @@ pub struct Service {
     aliases_lock: Arc<parking_lot::Mutex<()>>,
 }
 
+/// Refuses a set of models in which two answer to one name (a name or an alias, any case):
+/// a request naming it would reach whichever loaded first.
+pub fn check_model_names(models: &[Arc<OnnxProvider>]) -> Result<(), String> {
+    for (i, a) in models.iter().enumerate() {
+        for b in &models[i + 1..] {
+            let (a, b) = (a.info(), b.info());
+            if let Some(name) = std::iter::once(&b.name).chain(&b.aliases).find(|n| a.answers_to(n)) {
+                return Err(format!("models '{}' and '{}' both answer to '{name}'; load only one of them", a.name, b.name));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Service {
     pub fn new(engine: Arc<Engine>, models: Vec<Arc<OnnxProvider>>, limits: Limits) -> Self {
         Service { engine, models, limits, aliases_lock: Arc::default() }
     }
 
-    /// A loaded model by its name, else by a name it answers to (its hub id, any case).
+    /// A loaded model by its name, else by a name it answers to (its hub id, any case; the
+    /// server refuses to load two models answering to one name, see `check_model_names`).
     pub fn model(&self, name: &str) -> Result<&Arc<OnnxProvider>, ServiceError> {
         let exact = self.models.iter().find(|m| m.info().name == name);
         exact.or_else(|| self.models.iter().find(|m| m.info().answers_to(name))).ok_or_else(|| ServiceError::ModelNotFound {
@@ -196,7 +211,8 @@ impl Service {
     /// when a model of that name now differs from the one the collection's vectors were made with.
     pub fn bound_model(&self, collection: &Collection, needed_for: &'static str) -> Result<&Arc<OnnxProvider>, ServiceError> {
         let binding = collection.config.model.as_ref().ok_or_else(|| ServiceError::NoModelBound(collection.name().to_owned(), needed_for))?;
-        let provider = self.model(&binding.name).map_err(|_| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
+        // A binding holds the model's own name: matched exactly, never through an alias.
+        let provider = self.models.iter().find(|m| m.info().name == binding.name).ok_or_else(|| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
         let info = provider.info();
         if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
             return Err(ServiceError::ModelMismatch(

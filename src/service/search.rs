@@ -72,7 +72,9 @@ pub struct SearchQuery {
     pub mode: Option<Mode>,
     /// Return passages rather than documents.
     pub passages: bool,
-    /// Candidate passages per side before grouping and fusion; `None`: max(4k, 50).
+    /// Candidate passages per side before grouping and fusion; `None`: max(4k, 200) in hybrid
+    /// mode, else max(4k, 50). Unused where no grouping happens (passages asked, or one passage
+    /// per document, outside hybrid): the search then takes exactly k.
     pub candidates: Option<usize>,
     pub fusion: FusionChoice,
     pub include_text: bool,
@@ -214,7 +216,7 @@ impl Service {
 
     /// Hybrid fusion for a collection when a request sets none: its model's tuned values.
     pub fn fusion_defaults(&self, collection: &Collection) -> Fusion {
-        let model = collection.config.model.as_ref().and_then(|b| self.model(&b.name).ok());
+        let model = collection.config.model.as_ref().and_then(|b| self.models.iter().find(|m| m.info().name == b.name));
         model.and_then(|m| m.info().hybrid.as_ref()).map_or_else(Fusion::default, |h| Fusion { rrf_k: h.rrf_k, dense_weight: h.dense_weight, lexical_weight: h.lexical_weight })
     }
 

@@ -65,7 +65,7 @@ impl<'a> Ctx<'a> {
     /// A `Document.model` must be the collection's model (by name or hub id, any case: the
     /// manifest's aliases).
     fn check_model(&self, model: &str) -> Result<(), QdrantError> {
-        let Some(provider) = self.service.models.iter().find(|m| m.info().answers_to(model)) else {
+        let Ok(provider) = self.service.model(model) else {
             let loaded: Vec<String> = self.service.models.iter().map(|m| m.info().name.clone()).collect();
             return Err(QdrantError::bad_request(format!("model '{model}' is not loaded by this server; loaded: {loaded:?} (and Qdrant/bm25 on a sparse vector)")));
         };
