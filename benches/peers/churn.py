@@ -26,6 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import load  # noqa: E402
 from servers import Akidb  # noqa: E402
 
 DIMS = 32
@@ -142,7 +143,7 @@ def main():
     parser.add_argument("--client-timeout", type=float, default=600, help="seconds a client waits for one answer")
     args = parser.parse_args()
     Client.timeout = args.client_timeout
-    results = {"label": args.label, "binary": args.binary, "seconds": args.seconds, "cpu": cpu_name(), "runs": []}
+    results = {"label": args.label, "binary": args.binary, "seconds": args.seconds, "cpu": load.cpu_name(), "runs": []}
     for backend in args.backends.split(","):
         for workload in args.workloads.split(","):
             with tempfile.TemporaryDirectory() as data:
@@ -169,16 +170,6 @@ def main():
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
 
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -95,3 +95,16 @@ def summary(latencies):
         "mean_ms": 1000 * statistics.fmean(latencies),
         "calls": len(latencies),
     }
+
+
+def cpu_name():
+    """The CPU's model name (from /proc/cpuinfo), to print beside every figure."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+

@@ -11,7 +11,6 @@ Usage: benches/peers/models [--models a,b] [--no-grid]  (writes benches/results/
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import time
@@ -30,16 +29,6 @@ BGE_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 GRID_K = [10, 30, 60]
 GRID_DENSE_WEIGHT = [1.0, 1.5, 2.0, 3.0]
 
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def ingest(client, docs):
@@ -142,7 +131,7 @@ def main():
         judged = scifact.qrels(split=split)
         splits[split] = (judged, scifact.queries(judged))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    results = {"commit": commit, "cpu": cpu_name(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    results = {"commit": commit, "cpu": load.cpu_name(), "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "documents": len(docs), "queries": {s: len(j) for s, (j, _) in splits.items()}, "models": {}}
     os.makedirs(args.out, exist_ok=True)
     for model in args.models.split(","):
