@@ -454,7 +454,9 @@ fn a_backend_panic_fails_one_request_then_the_backend_is_restarted() {
     let server = Server::start_with_env(
         dir.path(),
         &[],
-        &[("FAILPOINTS", "embed.backend.panic=1*panic;embed.backend.reload=1*sleep(1500)")],
+        // The load's self-test runs two model calls first (MiniLM's document probes, then its
+        // query probe): the first request's call is the third.
+        &[("FAILPOINTS", "embed.backend.panic=2*off->1*panic;embed.backend.reload=1*sleep(1500)")],
     );
     let request = json!({"model": "minilm-l6-v2", "input": "hello"});
     let (status, body) = server.post("/v1/embeddings", &request);
