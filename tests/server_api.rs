@@ -313,7 +313,7 @@ print(json.dumps({"vectors": [d.embedding for d in out.data], "tokens": out.usag
     assert!(output.status.success(), "openai client failed: {}", String::from_utf8_lossy(&output.stderr));
     let reply: Value = serde_json::from_slice(&output.stdout).unwrap();
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_akidb"))
-        .args(["embed", "--device", "cpu", "--log", "warn"])
+        .args(["embed", "--model", "minilm-l6-v2", "--device", "cpu", "--log", "warn"])
         .args(texts)
         .current_dir(common::repo())
         .output()
