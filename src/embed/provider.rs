@@ -98,7 +98,7 @@ pub struct ModelInfo {
 impl ModelInfo {
     /// Whether `name` names this model: its name or an alias, in any case.
     pub fn answers_to(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        crate::model::answers_to(&self.name, &self.aliases, name)
     }
 }
 
@@ -294,6 +294,7 @@ impl OnnxProvider {
             for ((i, probe), got) in probes.iter().zip(vectors) {
                 let distance = cosine_distance(&got.embedding, &probe.vector);
                 worst = worst.max(distance);
+                // Written so that a NaN distance (a zero or non-finite vector) fails too.
                 if !(distance <= test.max_cosine_distance) {
                     let mut text: String = probe.text.chars().take(40).collect();
                     if text.len() < probe.text.len() {

@@ -216,7 +216,7 @@ impl Manifest {
 
     /// Whether `name` names this model: its name or one of its aliases, in any case.
     pub fn answers_to(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        answers_to(&self.name, &self.aliases, name)
     }
 
     /// Checks a requested output width against the model's Matryoshka widths.
@@ -227,6 +227,11 @@ impl Manifest {
             Some(d) => Err(ModelError::UnsupportedDims { model: self.name.clone(), requested: d, allowed: self.matryoshka_dims.clone() }),
         }
     }
+}
+
+/// Whether `wanted` names the model called `name` with `aliases`: any of them, in any case.
+pub fn answers_to(name: &str, aliases: &[String], wanted: &str) -> bool {
+    name.eq_ignore_ascii_case(wanted) || aliases.iter().any(|a| a.eq_ignore_ascii_case(wanted))
 }
 
 /// A resolved model directory with its manifest.

@@ -4,7 +4,7 @@ mod manifest;
 
 use std::path::PathBuf;
 
-pub use manifest::{FileCheck, HybridDefaults, Manifest, ManifestFile, ModelDir, PaddingSide, Pooling, Probe, ProbeKind, SelfTest, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
+pub use manifest::{answers_to, FileCheck, HybridDefaults, Manifest, ManifestFile, ModelDir, PaddingSide, Pooling, Probe, ProbeKind, SelfTest, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

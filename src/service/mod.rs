@@ -180,11 +180,15 @@ impl Service {
     /// A loaded model by its name, else by a name it answers to (its hub id, any case; the
     /// server refuses to load two models answering to one name, see `check_model_names`).
     pub fn model(&self, name: &str) -> Result<&Arc<OnnxProvider>, ServiceError> {
-        let exact = self.models.iter().find(|m| m.info().name == name);
-        exact.or_else(|| self.models.iter().find(|m| m.info().answers_to(name))).ok_or_else(|| ServiceError::ModelNotFound {
+        self.model_named(name).or_else(|| self.models.iter().find(|m| m.info().answers_to(name))).ok_or_else(|| ServiceError::ModelNotFound {
             name: name.to_owned(),
             loaded: self.models.iter().map(|m| m.info().name.clone()).collect(),
         })
+    }
+
+    /// A loaded model by its own name exactly, as a collection's binding holds it (no alias).
+    pub fn model_named(&self, name: &str) -> Option<&Arc<OnnxProvider>> {
+        self.models.iter().find(|m| m.info().name == name)
     }
 
     pub fn default_model(&self) -> Result<&Arc<OnnxProvider>, ServiceError> {
@@ -212,7 +216,7 @@ impl Service {
     pub fn bound_model(&self, collection: &Collection, needed_for: &'static str) -> Result<&Arc<OnnxProvider>, ServiceError> {
         let binding = collection.config.model.as_ref().ok_or_else(|| ServiceError::NoModelBound(collection.name().to_owned(), needed_for))?;
         // A binding holds the model's own name: matched exactly, never through an alias.
-        let provider = self.models.iter().find(|m| m.info().name == binding.name).ok_or_else(|| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
+        let provider = self.model_named(&binding.name).ok_or_else(|| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
         let info = provider.info();
         if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
             return Err(ServiceError::ModelMismatch(

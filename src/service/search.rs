@@ -216,7 +216,7 @@ impl Service {
 
     /// Hybrid fusion for a collection when a request sets none: its model's tuned values.
     pub fn fusion_defaults(&self, collection: &Collection) -> Fusion {
-        let model = collection.config.model.as_ref().and_then(|b| self.models.iter().find(|m| m.info().name == b.name));
+        let model = collection.config.model.as_ref().and_then(|b| self.model_named(&b.name));
         model.and_then(|m| m.info().hybrid.as_ref()).map_or_else(Fusion::default, |h| Fusion { rrf_k: h.rrf_k, dense_weight: h.dense_weight, lexical_weight: h.lexical_weight })
     }
 
