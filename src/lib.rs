@@ -9,4 +9,5 @@ pub mod index;
 pub mod lexical;
 pub mod model;
 pub mod service;
+pub mod snapshot;
 pub mod store;

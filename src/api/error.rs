@@ -97,6 +97,7 @@ impl From<EngineError> for ApiError {
             EngineError::Index(_) => ApiError::internal(message),
             EngineError::Store(StoreError::CollectionNotFound(_)) => ApiError::not_found("collection_not_found", message),
             EngineError::Store(_) => ApiError::internal(message),
+            EngineError::Moved(_) => ApiError::unavailable("collection_switched", message),
         }
     }
 }
@@ -110,6 +111,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::ModelNotFound { .. } => ApiError::not_found("model_not_found", message),
             ServiceError::DocumentNotFound(_) => ApiError::not_found("document_not_found", message),
             ServiceError::AliasNotFound(_) => ApiError::not_found("alias_not_found", message),
+            ServiceError::SnapshotNotFound(_) => ApiError::not_found("snapshot_not_found", message),
             ServiceError::AliasIsCollection(_) => ApiError::new(StatusCode::CONFLICT, "alias_is_collection", message),
             ServiceError::ModelNotLoaded { .. } => ApiError::new(StatusCode::CONFLICT, "model_not_loaded", message),
             ServiceError::ModelMismatch(..) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", message),

@@ -66,7 +66,7 @@ pub fn record_scrape_time_values(loaded: &Loaded) {
     }
     for collection in loaded.collections() {
         let stats = collection.stats();
-        let name = collection.name().to_owned();
+        let name = collection.name().to_string();
         metrics::gauge!("akidb_collection_documents", "collection" => name.clone()).set(stats.documents as f64);
         metrics::gauge!("akidb_collection_tombstones", "collection" => name.clone()).set(stats.tombstones as f64);
         metrics::gauge!("akidb_collection_graph_points", "collection" => name).set(stats.graph_points as f64);

@@ -6,6 +6,7 @@ mod handlers;
 pub mod metrics;
 mod middleware;
 mod serde_strict;
+mod snapshot_io;
 pub mod openapi;
 pub mod qdrant;
 pub mod state;
@@ -23,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use error::ApiError;
-use handlers::{aliases, collections, documents, embeddings, page, search, system};
+use handlers::{aliases, collections, documents, embeddings, page, search, snapshots, system};
 pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
@@ -53,7 +54,16 @@ pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(documents::get_document, documents::delete_document))
         .routes(routes!(search::search))
         .routes(routes!(search::search_batch))
+        .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
+        .routes(routes!(snapshots::download_snapshot, snapshots::delete_snapshot))
+        .routes(without_body_limit(routes!(snapshots::upload_snapshot)))
         .split_for_parts()
+}
+
+/// A route whose body is streamed to disk under its own limit (snapshot uploads).
+fn without_body_limit<S: Clone + Send + Sync + 'static>(route: utoipa_axum::router::UtoipaMethodRouter<S>) -> utoipa_axum::router::UtoipaMethodRouter<S> {
+    let (schemas, paths, method_router) = route;
+    (schemas, paths, method_router.layer(DefaultBodyLimit::disable()))
 }
 
 /// Fallbacks, load shedding with the timeout, auth, body limit, panic recovery and, outermost,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::embed::ExecutionProvider;
 
@@ -549,4 +549,56 @@ pub struct SearchResponse {
 #[derive(Serialize, ToSchema)]
 pub struct BatchSearchResponse {
     pub results: Vec<Vec<SearchHit>>,
+}
+
+/// A kept snapshot of a collection (akidb's own format: see `/collections/{name}/snapshots`).
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotDescription {
+    /// The file's name: download it with `GET /collections/{name}/snapshots/{snapshot}`.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// RFC 3339, UTC: the snapshot's moment (a listing gives the file's time).
+    pub created_at: String,
+    pub created_at_ms: u64,
+    /// Documents and passages it holds (known when it is made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passages: Option<u64>,
+    /// CRC-32 over the file's body, as its trailer holds it (known when it is made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotList {
+    /// Newest first.
+    pub snapshots: Vec<SnapshotDescription>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotDeleted {
+    /// Snapshots deleted: 1.
+    pub deleted: usize,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RestoreParams {
+    /// Replace the collection of that name if there is one (else 409).
+    pub replace: Option<bool>,
+}
+
+/// What a restore made.
+#[derive(Serialize, ToSchema)]
+pub struct RestoreResponse {
+    pub collection: String,
+    pub documents: u64,
+    pub passages: u64,
+    /// The snapshot's size.
+    pub bytes: u64,
+    pub seconds: f64,
+    /// A collection of that name existed and was replaced.
+    pub replaced: bool,
 }

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "AKIDB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// Largest snapshot upload (restore), in bytes; it is streamed to disk, not held in memory.
+    #[arg(long, env = "AKIDB_MAX_SNAPSHOT_BYTES", default_value_t = Limits::default().max_snapshot_bytes)]
+    pub max_snapshot_bytes: u64,
     /// Requests served at once; more are refused with 503 and Retry-After.
     #[arg(long, env = "AKIDB_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
@@ -63,6 +66,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     let limits = Limits {
         max_batch_documents: args.max_batch_documents,
         max_body_bytes: args.max_body_bytes,
+        max_snapshot_bytes: args.max_snapshot_bytes,
         max_in_flight: args.max_in_flight.max(1),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         ..Limits::default()

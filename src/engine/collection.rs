@@ -9,7 +9,11 @@
 //! Lock order (a thread holding one of these takes only locks below it, never above):
 //!
 //! 1. `maintenance` — a dump or a compaction, for its whole run;
-//! 2. `writer` — one write at a time, store then indexes;
+//! 2. `writer` — one write at a time, store then indexes (a switch — `Engine::switch` — holds
+//!    it on the collection it retires, and may then write into the collection taking its name,
+//!    and take the engine's `ddl`);
+//! 2½. `watches` — the registered watches (`watch.rs`), read by writers under `writer`, each
+//!    with its own small lock below this one;
 //! 3. `payload` — the payload index (read by searches for the length of a filtered walk);
 //! 4. the graph's one lock, inside `LiveGraph`;
 //! 5. the lexical index's locks, inside `LexicalIndex` (its searches call back into `payload`
@@ -31,6 +35,7 @@ use serde_json::{Map, Value};
 
 use super::filter::Filter;
 use super::graph::{distance, LiveGraph};
+use super::watch::{ChangeLog, SnapshotLog, Watch};
 use super::payload::{PayloadIndex, Plan};
 use super::EngineError;
 use crate::domain::IndexBackend;
@@ -55,7 +60,15 @@ pub const POSTFILTER_MAX_EF: usize = 256;
 pub const EXACT_FILTER_SHARE: f64 = 0.05;
 
 pub struct Collection {
+    /// The config it was opened with; its `name` is the name at open (`name()` is current).
     pub config: CollectionConfig,
+    /// The name it is known by now: a restore or a re-embed renames collections (`Engine::switch`).
+    name: RwLock<Arc<str>>,
+    /// Set, under `writer`, when another collection took this one's place (a switch): writes
+    /// that reach it afterwards fail with `EngineError::Moved` and are retried by name.
+    retired: AtomicBool,
+    /// Snapshots and re-embeds reading the collection while it is written (`watch.rs`).
+    watches: Mutex<Vec<Watch>>,
     store: Arc<dyn DocumentStore>,
     index_dir: PathBuf,
     /// The ANN graph with its side list and tombstones (one lock of its own).
@@ -171,6 +184,9 @@ impl Collection {
         }
         let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live)?;
         Ok(Collection {
+            name: RwLock::new(Arc::from(config.name.as_str())),
+            retired: AtomicBool::new(false),
+            watches: Mutex::new(Vec::new()),
             config,
             store,
             index_dir,
@@ -186,8 +202,108 @@ impl Collection {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.config.name
+    pub fn name(&self) -> Arc<str> {
+        self.name.read().clone()
+    }
+
+    /// A switch gave this collection another name (`Engine::switch`, under the engine's lock).
+    pub(crate) fn set_name(&self, name: &str) {
+        *self.name.write() = Arc::from(name);
+    }
+
+    /// `writer`, unless a switch retired this collection: the write must go to the collection
+    /// that now has its name.
+    fn lock_writer(&self) -> Result<parking_lot::MutexGuard<'_, ()>, EngineError> {
+        let writer = self.writer.lock();
+        if self.retired.load(Ordering::Acquire) {
+            return Err(EngineError::Moved(self.name().to_string()));
+        }
+        Ok(writer)
+    }
+
+    /// Holds this collection's writes (for a switch): until the hold is dropped no write starts,
+    /// and `WriteHold::retire` makes every later one fail with `Moved`.
+    pub fn hold_writes(&self) -> Result<WriteHold<'_>, EngineError> {
+        Ok(WriteHold { collection: self, _writer: self.lock_writer()? })
+    }
+
+    /// Starts recording which documents are written from now on (a re-embed's catch-up).
+    pub fn watch_changes(&self) -> Result<WatchGuard<'_, ChangeLog>, EngineError> {
+        let log = Arc::new(ChangeLog::default());
+        let _writer = self.lock_writer()?;
+        self.watches.lock().push(Watch::Changes(log.clone()));
+        Ok(WatchGuard { collection: self, watch: Watch::Changes(log.clone()), log })
+    }
+
+    /// Reads the collection as it is now, document by document, while writes go on (see
+    /// `watch.rs`). Returns the reader and the store's next point at its moment.
+    pub fn begin_snapshot(self: &Arc<Self>) -> Result<SnapshotReader, EngineError> {
+        let log = Arc::new(SnapshotLog::default());
+        let _writer = self.lock_writer()?;
+        self.watches.lock().push(Watch::Snapshot(log.clone()));
+        Ok(SnapshotReader { collection: self.clone(), log, after: None, finished: false })
+    }
+
+    fn unwatch(&self, watch: &Watch) {
+        self.watches.lock().retain(|w| !w.same(watch));
+    }
+
+    /// Tells the watches which documents a write is about to change. Under `writer`, before the
+    /// store commit: a snapshot copies those ahead of its reader as they are now.
+    fn note_writes<'a>(&self, ids: impl Iterator<Item = &'a str> + Clone) -> Result<(), EngineError> {
+        let watches = self.watches.lock().clone();
+        for watch in watches {
+            match watch {
+                Watch::Changes(log) => log.touched_extend(ids.clone()),
+                Watch::Snapshot(log) => {
+                    for id in log.wanted(ids.clone()) {
+                        let before = self.read_whole(&id)?;
+                        log.keep(id, before);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A document with its passages' vectors, as a document to write.
+    pub fn read_whole(&self, id: &str) -> Result<Option<NewDocument>, EngineError> {
+        let Some(document) = self.get(id)? else { return Ok(None) };
+        let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
+        let vectors: HashMap<PointId, Vec<f32>> = self.vectors_of(&points)?.into_iter().collect();
+        let mut passages = Vec::with_capacity(points.len());
+        for passage in &document.passages {
+            let Some(vector) = vectors.get(&passage.point) else {
+                return Err(EngineError::Store(crate::store::StoreError::Corrupt { tree: "passages".into(), message: format!("document {id} lists point {} without a vector", passage.point) }));
+            };
+            passages.push(crate::domain::NewPassage { span: passage.span, vector: vector.clone() });
+        }
+        Ok(Some(NewDocument { id: document.id, text: document.text, metadata: document.metadata, passages }))
+    }
+
+    /// Writes documents whose vectors were prepared by this collection's kind before (a
+    /// snapshot's): widths and values are checked, vectors are not normalized again (that could
+    /// move their last bits).
+    pub fn upsert_as_is(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<(), EngineError> {
+        for doc in &documents {
+            super::validate_document_id(&doc.id)?;
+            if doc.passages.is_empty() {
+                return Err(EngineError::InvalidDocument(format!("document '{}' has no passages", doc.id)));
+            }
+            for passage in &doc.passages {
+                if passage.vector.len() != self.config.dims {
+                    return Err(EngineError::DimensionMismatch { expected: self.config.dims, got: passage.vector.len() });
+                }
+                if passage.vector.iter().any(|v| !v.is_finite() || v.abs() > MAX_COMPONENT) {
+                    return Err(EngineError::InvalidVector(format!("document '{}' has a vector with NaN, infinity or a component beyond ±{MAX_COMPONENT:e}", doc.id)));
+                }
+            }
+        }
+        let (_, lexical) = {
+            let _writer = self.lock_writer()?;
+            self.write_locked(&documents)?
+        };
+        self.finish_write(lexical)
     }
 
     /// The immutable id the store and the index directory know this collection by.
@@ -198,7 +314,7 @@ impl Collection {
     /// Store errors name the collection by id; callers know it by name.
     fn named(&self, err: crate::store::StoreError) -> EngineError {
         match err {
-            crate::store::StoreError::CollectionNotFound(_) => EngineError::CollectionNotFound(self.name().to_owned()),
+            crate::store::StoreError::CollectionNotFound(_) => EngineError::CollectionNotFound(self.name().to_string()),
             other => other.into(),
         }
     }
@@ -245,14 +361,23 @@ impl Collection {
     /// Writes documents with their passages (all or none) and indexes them, in the graph and
     /// the lexical index. Returns once the write is durable and searchable both ways.
     pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
+        self.try_upsert(documents)?.map_err(|_| EngineError::Moved(self.name().to_string()))
+    }
+
+    /// `upsert`, giving the documents back (prepared: vectors checked and normalized) when a
+    /// switch retired this collection, so the caller can send them where its name now leads.
+    pub fn try_upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
         let documents = self.prepare_documents(documents)?;
         fail::fail_point!("collection.upsert.before_store");
         let (written, lexical) = {
             let _writer = self.writer.lock();
+            if self.retired.load(Ordering::Acquire) {
+                return Ok(Err(documents));
+            }
             self.write_locked(&documents)?
         };
         self.finish_write(lexical)?;
-        Ok(written)
+        Ok(Ok(written))
     }
 
     /// Rewrites existing documents from what the store holds now: `change` gets each document
@@ -261,7 +386,7 @@ impl Collection {
     /// concurrent write is never undone by a stale copy. Returns how many were rewritten.
     pub fn rewrite<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>) -> Result<usize, E> {
         let (count, lexical) = {
-            let _writer = self.writer.lock();
+            let _writer = self.lock_writer()?;
             let mut documents = Vec::new();
             for id in ids {
                 if let Some(new) = change(id, self.get(id)?)? {
@@ -285,7 +410,7 @@ impl Collection {
     /// None to leave it. Missing documents are skipped; returns how many changed.
     pub fn update_metadata<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>) -> Result<usize, E> {
         let count = {
-            let _writer = self.writer.lock();
+            let _writer = self.lock_writer()?;
             let mut changes = Vec::new();
             for id in ids {
                 let Some(document) = self.get_head(id)? else { continue };
@@ -293,6 +418,7 @@ impl Collection {
                     changes.push((id.clone(), metadata));
                 }
             }
+            self.note_writes(changes.iter().map(|(id, _)| id.as_str()))?;
             let points = self.store.set_metadata(self.id(), &changes).map_err(|e| self.named(e))?;
             let mut payload = self.payload.write();
             let mut count = 0;
@@ -338,6 +464,7 @@ impl Collection {
     /// The store write and the index updates of an upsert; under `writer`. The lexical result
     /// is the change to commit (the store and the graph hold the write even when it failed).
     fn write_locked(&self, documents: &[NewDocument]) -> Result<(Vec<Written>, Result<u64, EngineError>), EngineError> {
+        self.note_writes(documents.iter().map(|d| d.id.as_str()))?;
         let written = self.store.upsert(self.id(), documents).map_err(|e| self.named(e))?;
         let mut points: Vec<(PointId, Vec<f32>)> = Vec::new();
         let mut texts: Vec<(PointId, &str)> = Vec::new();
@@ -438,7 +565,7 @@ impl Collection {
     /// gone from both indexes on return.
     pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
         let (removed, lexical) = {
-            let _writer = self.writer.lock();
+            let _writer = self.lock_writer()?;
             self.delete_locked(ids)?
         };
         self.store.flush()?;
@@ -450,6 +577,7 @@ impl Collection {
     /// The store delete and the index updates. Under `writer`; the lexical result is the change
     /// to commit (the store and the graph hold the delete even when it failed).
     fn delete_locked(&self, ids: &[String]) -> Result<(usize, Result<u64, EngineError>), EngineError> {
+        self.note_writes(ids.iter().map(String::as_str))?;
         let removed = self.store.delete(self.id(), ids).map_err(|e| self.named(e))?;
         let points: Vec<PointId> = removed.iter().flatten().copied().collect();
         self.payload.write().remove(&points);
@@ -471,7 +599,7 @@ impl Collection {
         for _ in 0..rounds {
             fail::fail_point!("collection.delete_where.batch");
             let (removed, lexical) = {
-                let _writer = self.writer.lock();
+                let _writer = self.lock_writer()?;
                 let (mut ids, mut seen) = (Vec::new(), HashSet::new());
                 let matching = self.payload.read().matching(&plan);
                 for point in matching {
@@ -971,4 +1099,94 @@ fn rebuild(store: &dyn DocumentStore, config: &CollectionConfig) -> Result<Arc<d
 /// Whether a backend's graph holds f16 / i8 vectors (its distances are approximate).
 fn quantized(backend: IndexBackend) -> bool {
     matches!(backend, IndexBackend::UsearchF16 | IndexBackend::UsearchI8)
+}
+
+/// A collection's writes held for a switch (`Collection::hold_writes`).
+pub struct WriteHold<'a> {
+    collection: &'a Collection,
+    _writer: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl WriteHold<'_> {
+    /// From now on, writes reaching this collection fail with `Moved` (another collection has
+    /// its name). Under its `writer`, so no write is half on either side.
+    pub fn retire(&self) {
+        self.collection.retired.store(true, Ordering::Release);
+    }
+}
+
+/// A registered watch; unregistered when dropped.
+pub struct WatchGuard<'a, T> {
+    collection: &'a Collection,
+    watch: Watch,
+    log: Arc<T>,
+}
+
+impl<T> std::ops::Deref for WatchGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.log
+    }
+}
+
+impl<T> Drop for WatchGuard<'_, T> {
+    fn drop(&mut self) {
+        self.collection.unwatch(&self.watch);
+    }
+}
+
+/// Reads a collection as it was at one moment, in document-id order, while writes go on.
+pub struct SnapshotReader {
+    collection: Arc<Collection>,
+    log: Arc<SnapshotLog>,
+    after: Option<String>,
+    finished: bool,
+}
+
+impl SnapshotReader {
+    pub fn collection(&self) -> &Arc<Collection> {
+        &self.collection
+    }
+
+    /// Up to about `limit` documents (more only at the very end); empty when all were read.
+    pub fn next_batch(&mut self, limit: usize) -> Result<Vec<NewDocument>, EngineError> {
+        if self.finished {
+            return Ok(Vec::new());
+        }
+        let collection = &self.collection;
+        let ids: Vec<String> = {
+            let store = &collection.store;
+            let iter = store.documents(collection.id(), self.after.as_deref().map(str::as_bytes), false).map_err(|e| collection.named(e))?;
+            let mut ids = Vec::with_capacity(limit);
+            for document in iter.take(limit) {
+                ids.push(document.map_err(|e| collection.named(e))?.id);
+            }
+            ids
+        };
+        let mut batch = Vec::with_capacity(ids.len());
+        for id in &ids {
+            // Read first, then pass: a write that changed it since copied the moment's state.
+            let now = collection.read_whole(id)?;
+            match self.log.pass(id) {
+                Some(before) => batch.extend(before),
+                None => batch.extend(now),
+            }
+        }
+        match ids.last() {
+            Some(last) if ids.len() == limit => self.after = Some(last.clone()),
+            _ => {
+                self.finished = true;
+                // Every stored id was passed: what is left existed then and is gone now.
+                self.log.pass("\u{10FFFF}");
+                batch.extend(self.log.rest());
+            }
+        }
+        Ok(batch)
+    }
+}
+
+impl Drop for SnapshotReader {
+    fn drop(&mut self) {
+        self.collection.unwatch(&Watch::Snapshot(self.log.clone()));
+    }
 }

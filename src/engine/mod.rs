@@ -5,6 +5,7 @@
 pub mod condition;
 mod collection;
 mod graph;
+pub mod watch;
 pub mod payload;
 pub mod filter;
 
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use collection::{Collection, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
+pub use collection::{Collection, SnapshotReader, WatchGuard, WriteHold, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
 pub use condition::{Clause, Condition};
 pub use filter::Filter;
 
@@ -49,6 +50,10 @@ pub enum EngineError {
     Lexical(#[from] crate::lexical::LexicalError),
     #[error(transparent)]
     Store(StoreError),
+    /// The collection was switched for another under its name while this request was on its way
+    /// (a restore or a re-embed): the service retries by name.
+    #[error("collection '{0}' was replaced while the request was on its way; retry it")]
+    Moved(String),
 }
 
 impl From<StoreError> for EngineError {
@@ -81,6 +86,18 @@ pub fn validate_document_id(id: &str) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Names of collections the engine makes for itself (a restore in progress, a re-embed's
+/// shadow) start with this: users cannot create them (`validate_collection_name`), listings
+/// leave them out.
+pub const INTERNAL_PREFIX: char = '.';
+/// A restore writes into a collection of this prefix and renames it when complete: one found
+/// at open is a restore a crash cut short, and is dropped.
+pub const RESTORE_PREFIX: &str = ".restore-";
+
+pub fn is_internal(name: &str) -> bool {
+    name.starts_with(INTERNAL_PREFIX)
+}
+
 /// All collections of one data directory.
 ///
 /// `collections` is only ever held for a map lookup or update: async handlers take it on tokio's
@@ -108,6 +125,11 @@ impl Engine {
     pub fn with_store(store: Arc<dyn DocumentStore>, index_root: PathBuf) -> Result<Self, EngineError> {
         let mut collections = HashMap::new();
         for config in store.collections()? {
+            if config.name.starts_with(RESTORE_PREFIX) {
+                tracing::info!(collection = %config.name, "dropping a restore that did not finish");
+                store.drop_collection(&config.name)?;
+                continue;
+            }
             let name = config.name.clone();
             collections.insert(name, Arc::new(Collection::open(config, store.clone(), &index_root)?));
         }
@@ -123,7 +145,10 @@ impl Engine {
     /// `create_collection` with an interface's annex for it (see `DocumentStore::annex`),
     /// written in the same transaction: no crash leaves the collection without it.
     pub fn create_collection_with(&self, mut config: CollectionConfig, annex: Option<Vec<u8>>) -> Result<Arc<Collection>, EngineError> {
-        validate_collection_name(&config.name)?;
+        match config.name.strip_prefix(INTERNAL_PREFIX) {
+            Some(rest) => validate_collection_name(rest)?,
+            None => validate_collection_name(&config.name)?,
+        }
         validate_spec(&IndexSpec::of(&config))?;
         let _ddl = self.ddl.lock();
         if self.collections.read().contains_key(&config.name) {
@@ -133,7 +158,7 @@ impl Engine {
         self.store.create_collection(&config, annex.as_deref())?;
         self.store.flush()?;
         let collection = Arc::new(Collection::open(config, self.store.clone(), &self.index_root)?);
-        self.collections.write().insert(collection.name().to_owned(), collection.clone());
+        self.collections.write().insert(collection.name().to_string(), collection.clone());
         Ok(collection)
     }
 
@@ -141,10 +166,46 @@ impl Engine {
         self.collections.read().get(name).cloned().ok_or_else(|| EngineError::CollectionNotFound(name.to_owned()))
     }
 
+    /// The collections users see, by name (not the engine's own: see `INTERNAL_PREFIX`).
     pub fn collections(&self) -> Vec<Arc<Collection>> {
-        let mut all: Vec<_> = self.collections.read().values().cloned().collect();
-        all.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut all = self.all_collections();
+        all.retain(|c| !is_internal(&c.name()));
         all
+    }
+
+    /// Every collection, internal ones included, by name.
+    pub fn all_collections(&self) -> Vec<Arc<Collection>> {
+        let mut all: Vec<_> = self.collections.read().values().cloned().collect();
+        all.sort_by_key(|c| c.name());
+        all
+    }
+
+    /// Renames collections and drops one in one store transaction, then in the name map (see
+    /// `DocumentStore::switch`). A caller replacing a collection that is being written holds
+    /// its writes (`Collection::hold_writes`) across this and retires it.
+    pub fn switch(&self, renames: &[(String, String)], drop: Option<&str>) -> Result<(), EngineError> {
+        let _ddl = self.ddl.lock();
+        {
+            let map = self.collections.read();
+            for name in renames.iter().map(|(from, _)| from.as_str()).chain(drop) {
+                if !map.contains_key(name) {
+                    return Err(EngineError::CollectionNotFound(name.to_owned()));
+                }
+            }
+        }
+        self.store.switch(renames, drop)?;
+        let mut map = self.collections.write();
+        let dropped = drop.and_then(|name| map.remove(name));
+        let moved: Vec<(String, Arc<Collection>)> = renames.iter().filter_map(|(from, to)| map.remove(from).map(|c| (to.clone(), c))).collect();
+        for (to, collection) in moved {
+            collection.set_name(&to);
+            map.insert(to, collection);
+        }
+        std::mem::drop(map);
+        if let Some(collection) = dropped {
+            let _ = std::fs::remove_dir_all(collection.index_dir());
+        }
+        Ok(())
     }
 
     /// Drops a collection: gone from lookups at once, from the store in one transaction. Writes
@@ -165,13 +226,18 @@ impl Engine {
     /// does not stop the others' dumps; the first error is returned after all were tried.
     pub fn dump_all(&self) -> Result<(), EngineError> {
         let mut first = None;
-        for collection in self.collections() {
+        for collection in self.all_collections() {
             if let Err(err) = collection.dump() {
                 tracing::error!(collection = %collection.name(), %err, "index dump failed");
                 first.get_or_insert(err);
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Where snapshot files are kept: `data_dir/snapshots`, beside `index`.
+    pub fn snapshot_root(&self) -> PathBuf {
+        self.index_root.parent().map_or_else(|| PathBuf::from("snapshots"), |p| p.join("snapshots"))
     }
 
     pub fn store(&self) -> &Arc<dyn DocumentStore> {

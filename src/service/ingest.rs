@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{blocking, Service, ServiceError, Splitter};
-use crate::domain::{slices, NewDocument, NewPassage, Span, Written};
-use crate::engine::{validate_document_id, Collection};
+use crate::domain::{slices, NewDocument, NewPassage, Span};
+use crate::engine::{validate_document_id, Collection, EngineError};
 use crate::embed::EmbeddingProvider;
 
 /// A document as a client sends it.
@@ -40,21 +40,38 @@ pub struct Ingested {
 pub struct PreparedIngest {
     collection: Arc<Collection>,
     documents: Vec<NewDocument>,
+    /// Per document: it brought its own vector (kept as given if the write must be prepared again).
+    brought_vector: Vec<bool>,
     report: Vec<Ingested>,
 }
 
+/// Times a write is prepared again when its collection was switched meanwhile (a restore or a
+/// re-embed took its name): one switch is rare; several in a row are not a workload.
+const SWITCH_RETRIES: usize = 3;
+
 impl PreparedIngest {
-    /// Stores and indexes the documents, all or none; durable and searchable on return.
-    pub async fn write(self) -> Result<Vec<Ingested>, ServiceError> {
-        let PreparedIngest { collection, documents, report } = self;
-        blocking(move || {
-            let written: Vec<Written> = collection.upsert(documents)?;
-            debug_assert_eq!(written.len(), report.len());
-            Ok(report)
+    /// Stores and indexes the documents, all or none; durable and searchable on return. If the
+    /// collection was switched for another meanwhile, gives back what to ingest there instead.
+    async fn try_write(self) -> Result<Result<Vec<Ingested>, Vec<DocumentInput>>, ServiceError> {
+        let PreparedIngest { collection, documents, brought_vector, report } = self;
+        blocking(move || match collection.try_upsert(documents)? {
+            Ok(written) => {
+                debug_assert_eq!(written.len(), report.len());
+                Ok(Ok(report))
+            }
+            Err(documents) => Ok(Err(documents
+                .into_iter()
+                .zip(brought_vector)
+                .map(|(mut doc, brought)| DocumentInput {
+                    id: Some(doc.id),
+                    vector: if brought { doc.passages.pop().map(|p| p.vector) } else { None },
+                    text: doc.text,
+                    metadata: Some(doc.metadata),
+                })
+                .collect())),
         })
         .await
     }
-
 }
 
 impl Service {
@@ -112,6 +129,7 @@ impl Service {
         };
         let mut documents = Vec::with_capacity(checked.len());
         let mut report = Vec::with_capacity(checked.len());
+        let brought_vector: Vec<bool> = checked.iter().map(|(_, _, _, vector)| vector.is_some()).collect();
         for (id, text, metadata, vector) in checked {
             if let Some(vector) = vector {
                 if let Some((spans, _)) = embeddings.as_mut() {
@@ -138,11 +156,28 @@ impl Service {
             report.push(Ingested { id: id.clone(), passages: passages.len(), tokens, truncated });
             documents.push(NewDocument { id, text, metadata, passages });
         }
-        Ok(PreparedIngest { collection, documents, report })
+        Ok(PreparedIngest { collection, documents, brought_vector, report })
     }
 
-    /// `prepare_ingest` then `write`, for callers with no deadline to check between them.
+    /// Writes a prepared ingest. When the collection was switched for another meanwhile (a
+    /// restore or a re-embed took its name), the documents are prepared again for the
+    /// collection now under `name` (re-embedded if its model differs) and written there.
+    pub async fn write_ingest(&self, name: &str, mut prepared: PreparedIngest) -> Result<Vec<Ingested>, ServiceError> {
+        for _ in 0..SWITCH_RETRIES {
+            match prepared.try_write().await? {
+                Ok(report) => return Ok(report),
+                Err(inputs) => {
+                    tracing::info!(collection = name, documents = inputs.len(), "collection switched during a write; writing to its successor");
+                    prepared = self.prepare_ingest(name, inputs).await?;
+                }
+            }
+        }
+        Err(EngineError::Moved(name.to_owned()).into())
+    }
+
+    /// `prepare_ingest` then `write_ingest`, for callers with no deadline to check between them.
     pub async fn ingest(&self, collection: &str, inputs: Vec<DocumentInput>) -> Result<Vec<Ingested>, ServiceError> {
-        self.prepare_ingest(collection, inputs).await?.write().await
+        let prepared = self.prepare_ingest(collection, inputs).await?;
+        self.write_ingest(collection, prepared).await
     }
 }

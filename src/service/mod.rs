@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod passages;
 pub mod points;
 pub mod search;
+pub mod snapshots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct Limits {
     pub max_k: usize,
     /// Most searches in one batch request, and most inputs in one embeddings request.
     pub max_batch_queries: usize,
+    /// Largest snapshot upload (streamed to disk, never held in memory).
+    pub max_snapshot_bytes: u64,
 }
 
 impl Default for Limits {
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_metadata_bytes: 64 * 1024,
             max_k: 1000,
             max_batch_queries: 2048,
+            max_snapshot_bytes: 64 << 30,
         }
     }
 }
@@ -64,6 +68,8 @@ pub enum ServiceError {
     ModelNotFound { name: String, loaded: Vec<String> },
     #[error("document '{0}' not found")]
     DocumentNotFound(String),
+    #[error("{0}")]
+    SnapshotNotFound(String),
     #[error("alias '{0}' not found")]
     AliasNotFound(String),
     #[error("'{0}' is the name of a collection; an alias needs a name of its own")]
@@ -101,7 +107,7 @@ pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Servic
     tokio::task::spawn_blocking(work).await?
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -147,7 +153,9 @@ impl NewCollection {
     }
 }
 
-/// The engine and the models, once loaded.
+/// The engine and the models, once loaded. Cloning is cheap (shared parts): background work
+/// (restores, re-embeds) takes a clone.
+#[derive(Clone)]
 pub struct Service {
     pub engine: Arc<Engine>,
     /// Loaded models; the first is the default.
@@ -197,6 +205,11 @@ impl Service {
 
     /// A collection by its name or an alias.
     pub fn collection(&self, name: &str) -> Result<Arc<Collection>, ServiceError> {
+        // The engine's own collections (a restore in progress, a re-embed's shadow) are not
+        // for clients to read or write.
+        if crate::engine::is_internal(name) {
+            return Err(EngineError::CollectionNotFound(name.to_owned()).into());
+        }
         match self.engine.collection(name) {
             Err(EngineError::CollectionNotFound(_)) => match self.resolve_name(name)? {
                 target if target != name => Ok(self.engine.collection(&target)?),
@@ -214,13 +227,13 @@ impl Service {
     /// The loaded model a collection is bound to. Refused when the server has not loaded it, or
     /// when a model of that name now differs from the one the collection's vectors were made with.
     pub fn bound_model(&self, collection: &Collection, needed_for: &'static str) -> Result<&Arc<OnnxProvider>, ServiceError> {
-        let binding = collection.config.model.as_ref().ok_or_else(|| ServiceError::NoModelBound(collection.name().to_owned(), needed_for))?;
+        let binding = collection.config.model.as_ref().ok_or_else(|| ServiceError::NoModelBound(collection.name().to_string(), needed_for))?;
         // A binding holds the model's own name: matched exactly, never through an alias.
-        let provider = self.model_named(&binding.name).ok_or_else(|| ServiceError::ModelNotLoaded { collection: collection.name().to_owned(), model: binding.name.clone() })?;
+        let provider = self.model_named(&binding.name).ok_or_else(|| ServiceError::ModelNotLoaded { collection: collection.name().to_string(), model: binding.name.clone() })?;
         let info = provider.info();
         if info.dims != binding.dims || info.pooling != binding.pooling || info.query_instruction != binding.query_instruction {
             return Err(ServiceError::ModelMismatch(
-                collection.name().to_owned(),
+                collection.name().to_string(),
                 format!("built with {} dims, {:?} pooling; loaded: {} dims, {:?} pooling", binding.dims, binding.pooling, info.dims, info.pooling),
             ));
         }
@@ -338,6 +351,7 @@ impl Service {
 
     /// Deletes documents (all their passages) by id and/or by filter; returns how many were deleted.
     pub async fn delete_documents(&self, collection: &str, ids: Option<Vec<String>>, filter: Option<crate::engine::Filter>) -> Result<usize, ServiceError> {
+        let name = collection.to_owned();
         let collection = self.collection(collection)?;
         if ids.is_none() && filter.is_none() {
             return Err(ServiceError::invalid("give ids, where, or both"));
@@ -348,16 +362,27 @@ impl Service {
                 message: "where: {} matches every document; to delete them all, delete the collection".into(),
             });
         }
-        blocking(move || {
-            let mut deleted = 0;
-            if let Some(ids) = ids {
-                deleted += collection.delete(&ids)?;
+        let mut collection = collection;
+        for _ in 0..3 {
+            let (ids, filter, target) = (ids.clone(), filter.clone(), collection.clone());
+            let result = blocking(move || {
+                let mut deleted = 0;
+                if let Some(ids) = ids {
+                    deleted += target.delete(&ids)?;
+                }
+                if let Some(filter) = filter {
+                    deleted += target.delete_where(&filter)?;
+                }
+                Ok(deleted)
+            })
+            .await;
+            match result {
+                // Switched for another collection meanwhile (a restore, a re-embed): deleting
+                // again by name there is the same request (deletes are idempotent).
+                Err(ServiceError::Engine(EngineError::Moved(_))) => collection = self.collection(&name)?,
+                other => return other,
             }
-            if let Some(filter) = filter {
-                deleted += collection.delete_where(&filter)?;
-            }
-            Ok(deleted)
-        })
-        .await
+        }
+        Err(EngineError::Moved(name).into())
     }
 }

@@ -51,6 +51,17 @@ pub trait DocumentStore: Send + Sync {
     /// transaction; its trees are dropped after, and collected at open if a crash came between);
     /// false if it did not exist.
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError>;
+    /// Renames collections and drops one, in one transaction, durable on return: the atomic
+    /// switch of a restore (`drop` = the collection replaced, then `.restore-…` → its name) and of
+    /// a re-embed (old → its kept name, shadow → the old name). Each `from` must exist and each
+    /// `to` must be free once the drop and the renames before it are applied. Aliases are left
+    /// as they are: they name collections by name, so an alias of the switched name follows it.
+    /// Returns the dropped collection's config.
+    fn switch(&self, renames: &[(String, String)], drop: Option<&str>) -> Result<Option<CollectionConfig>, StoreError>;
+    /// Small durable records of background jobs (a re-embed's progress), by job id. `put_job`
+    /// with `None` removes one; durable on return.
+    fn jobs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn put_job(&self, id: &str, record: Option<&[u8]>) -> Result<(), StoreError>;
     /// Records the graph backend a collection (by id) is now indexed with; durable on return.
     fn set_backend(&self, collection: &str, backend: IndexBackend) -> Result<(), StoreError>;
 

@@ -29,6 +29,8 @@ pub(crate) const COUNTERS: &str = "counters";
 const ANNEXES: &str = "annexes";
 /// Alias name → collection name.
 const ALIASES: &str = "aliases";
+/// Job id → a job's record (JSON, owned by the service).
+const JOBS: &str = "jobs";
 
 /// Prefix of every per-collection tree: `c/<id>/`.
 const COLLECTION_TREE_PREFIX: &str = "c/";
@@ -66,6 +68,7 @@ pub struct SledStore {
     counters: sled::Tree,
     annexes: sled::Tree,
     aliases: sled::Tree,
+    jobs: sled::Tree,
     group: GroupCommit,
 }
 
@@ -91,6 +94,7 @@ impl SledStore {
             counters: db.open_tree(COUNTERS)?,
             annexes: db.open_tree(ANNEXES)?,
             aliases: db.open_tree(ALIASES)?,
+            jobs: db.open_tree(JOBS)?,
             db,
             group: GroupCommit::default(),
         };
@@ -264,6 +268,54 @@ impl DocumentStore for SledStore {
             return self.flush();
         }
         Err(StoreError::CollectionNotFound(collection.to_owned()))
+    }
+
+    fn switch(&self, renames: &[(String, String)], drop: Option<&str>) -> Result<Option<CollectionConfig>, StoreError> {
+        let dropped: Option<CollectionConfig> = (&self.collections, &self.counters)
+            .transaction(|(collections, counters)| {
+                let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+                let mut dropped = None;
+                if let Some(name) = drop {
+                    let bytes = collections.remove(name)?.ok_or_else(|| abort(StoreError::CollectionNotFound(name.to_owned())))?;
+                    let config: CollectionConfig = decode(&bytes, COLLECTIONS).map_err(abort)?;
+                    counters.remove(config.id.as_str())?;
+                    dropped = Some(config);
+                }
+                for (from, to) in renames {
+                    let bytes = collections.remove(from.as_str())?.ok_or_else(|| abort(StoreError::CollectionNotFound(from.clone())))?;
+                    let mut config: CollectionConfig = decode(&bytes, COLLECTIONS).map_err(abort)?;
+                    if collections.get(to.as_str())?.is_some() {
+                        return Err(abort(StoreError::CollectionExists(to.clone())));
+                    }
+                    config.name = to.clone();
+                    collections.insert(to.as_str(), encode(&config))?;
+                }
+                Ok(dropped)
+            })
+            .map_err(unwrap_tx)?;
+        self.flush()?;
+        if let Some(config) = &dropped {
+            // Garbage once the switch is durable (collected at open if a crash comes first).
+            self.db.drop_tree(docs_tree(&config.id))?;
+            self.db.drop_tree(points_tree(&config.id))?;
+            self.annexes.remove(config.id.as_str())?;
+        }
+        Ok(dropped)
+    }
+
+    fn jobs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.jobs.iter().map(|entry| {
+            let (key, value) = entry?;
+            Ok((String::from_utf8_lossy(&key).into_owned(), value.to_vec()))
+        }).collect()
+    }
+
+    fn put_job(&self, id: &str, record: Option<&[u8]>) -> Result<(), StoreError> {
+        match record {
+            Some(record) => self.jobs.insert(id, record)?,
+            None => self.jobs.remove(id)?,
+        };
+        self.flush()
     }
 
     fn drop_collection(&self, name: &str) -> Result<bool, StoreError> {

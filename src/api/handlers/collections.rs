@@ -53,7 +53,7 @@ pub fn info(collection: &Collection) -> CollectionInfo {
     let config = &collection.config;
     let stats = collection.stats();
     CollectionInfo {
-        name: config.name.clone(),
+        name: collection.name().to_string(),
         model: config.model.as_ref().map(|m| m.name.clone()),
         dims: config.dims,
         metric: metric_name(config.metric),

@@ -44,7 +44,7 @@ pub async fn add_documents(
     }
     // From here on the write is committed to: the request timeout no longer applies.
     gate.commit()?;
-    let report = prepared.write().await?;
+    let report = service.write_ingest(&name, prepared).await?;
     Ok(Json(AddDocumentsResponse {
         ids: report.iter().map(|r| r.id.clone()).collect(),
         truncated: report.iter().map(|r| r.truncated).collect(),

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod embeddings;
 pub mod page;
 pub mod search;
+pub mod snapshots;
 pub mod system;
 
 use axum::http::StatusCode;

@@ -20,7 +20,7 @@ use crate::service::{ChunkingChoice, NewCollection, Service};
 
 pub async fn list(State(state): State<Arc<AppState>>, started: Started) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
-    let names: Vec<Value> = service.collections().iter().map(|c| json!({"name": c.name()})).collect();
+    let names: Vec<Value> = service.collections().iter().map(|c| json!({"name": &*c.name()})).collect();
     Ok(started.ok(json!({"collections": names})))
 }
 
@@ -177,7 +177,7 @@ pub async fn list_aliases(State(state): State<Arc<AppState>>, started: Started) 
 
 pub async fn collection_aliases(State(state): State<Arc<AppState>>, Path(name): Path<String>, started: Started) -> Result<Response, QdrantError> {
     let ctx = Ctx::open(&state, &name)?;
-    Ok(started.ok(json!({"aliases": aliases_of(ctx.service, Some(ctx.collection.name()))?})))
+    Ok(started.ok(json!({"aliases": aliases_of(ctx.service, Some(&ctx.collection.name()))?})))
 }
 
 fn aliases_of(service: &Service, collection: Option<&str>) -> Result<Vec<Value>, QdrantError> {

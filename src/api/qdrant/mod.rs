@@ -9,6 +9,7 @@ mod points;
 mod query;
 mod reply;
 mod request;
+mod snapshots;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -116,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/points/query/groups", post(query::query_groups))
         .route("/collections/{name}/points/search/groups", post(query::search_groups))
         .route("/collections/{name}/points/discover", post(query::unsupported))
+        .route("/collections/{name}/snapshots", get(snapshots::list).post(snapshots::create))
+        .route("/collections/{name}/snapshots/upload", post(snapshots::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/collections/{name}/snapshots/recover", put(snapshots::recover))
+        .route("/collections/{name}/snapshots/{snapshot}", get(snapshots::download).delete(snapshots::delete))
         .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             QdrantError { status: StatusCode::NOT_FOUND, message: format!("Not found: no route {method} {} on akidb's Qdrant-compatible API", uri.path()) }
         })

@@ -349,7 +349,7 @@ fn records(hits: Vec<crate::service::SearchHit>, exclude: Vec<PointKey>, k: usiz
 
 async fn leaf(ctx: &Ctx<'_>, nearest: Nearest, filter: Option<Filter>, k: usize, with_vector: bool) -> Result<Vec<ScoredRecord>, QdrantError> {
     let (query, exclude) = leaf_query(ctx, nearest, filter, k, with_vector).await?;
-    let hits = ctx.service.search_one(ctx.collection.name(), query).await?;
+    let hits = ctx.service.search_one(&ctx.collection.name(), query).await?;
     Ok(records(hits, exclude, k))
 }
 
@@ -380,7 +380,7 @@ async fn batched(ctx: &Ctx<'_>, prefetch: &mut Vec<Request>, outer: Option<&Filt
         queries.push(query);
         shapes.push((exclude, wanted.max(1), p.offset, p.limit, p.score_threshold));
     }
-    let results = ctx.service.search(ctx.collection.name(), queries).await?;
+    let results = ctx.service.search(&ctx.collection.name(), queries).await?;
     let lower_is_better = ctx.collection.config.metric == Metric::L2;
     Ok(Some(
         results
