@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 
 use std::io::IsTerminal;
 
-use akidb::cli::{load_config_file, run_check_model, run_collections, run_embed, run_export, run_import, run_ingest, run_search, run_serve, Cli, Command};
+use akidb::cli::{load_config_file, run_backup, run_restore, run_check_model, run_collections, run_embed, run_export, run_import, run_ingest, run_search, run_serve, Cli, Command};
 
 fn main() -> ExitCode {
     // Test builds only: failpoints named in the FAILPOINTS environment variable.
@@ -52,6 +52,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Collections(args) => run_collections(args)?,
         Command::Export(args) => run_export(args)?,
         Command::Import(args) => run_import(args)?,
+        Command::Backup(args) => run_backup(args)?,
+        Command::Restore(args) => run_restore(args)?,
     }
     Ok(())
 }

@@ -112,6 +112,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::DocumentNotFound(_) => ApiError::not_found("document_not_found", message),
             ServiceError::AliasNotFound(_) => ApiError::not_found("alias_not_found", message),
             ServiceError::SnapshotNotFound(_) => ApiError::not_found("snapshot_not_found", message),
+            ServiceError::JobNotFound(_) => ApiError::not_found("job_not_found", message),
+            ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ServiceError::AliasIsCollection(_) => ApiError::new(StatusCode::CONFLICT, "alias_is_collection", message),
             ServiceError::ModelNotLoaded { .. } => ApiError::new(StatusCode::CONFLICT, "model_not_loaded", message),
             ServiceError::ModelMismatch(..) => ApiError::new(StatusCode::CONFLICT, "model_mismatch", message),

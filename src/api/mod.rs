@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use error::ApiError;
-use handlers::{aliases, collections, documents, embeddings, page, search, snapshots, system};
+use handlers::{aliases, collections, documents, embeddings, jobs, page, search, snapshots, system};
 pub use middleware::WriteGate;
 pub use state::{AppState, Limits, Loaded};
 
@@ -57,6 +57,9 @@ pub(crate) fn routes() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
         .routes(routes!(snapshots::create_snapshot, snapshots::list_snapshots))
         .routes(routes!(snapshots::download_snapshot, snapshots::delete_snapshot))
         .routes(without_body_limit(routes!(snapshots::upload_snapshot)))
+        .routes(routes!(jobs::start_reembed))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job, jobs::delete_job))
         .split_for_parts()
 }
 

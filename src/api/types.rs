@@ -602,3 +602,54 @@ pub struct RestoreResponse {
     /// A collection of that name existed and was replaced.
     pub replaced: bool,
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReembedRequest {
+    /// The model to embed with (a loaded model's name or hub id); it may be the collection's own
+    /// (to change only the chunking).
+    pub model: String,
+    /// How documents are split for the new model. Absent: its window with a 1/8 overlap.
+    /// `null`: one passage per document.
+    #[serde(default, deserialize_with = "super::serde_strict::absent_or_null_object")]
+    #[schema(value_type = Option<ChunkingConfig>)]
+    pub chunking: Option<Option<ChunkingConfig>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStateName {
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// A re-embed job and its progress.
+#[derive(Serialize, ToSchema)]
+pub struct JobInfo {
+    pub id: String,
+    /// The collection being re-embedded (the name the new collection takes at the switch).
+    pub collection: String,
+    pub model: String,
+    pub chunking: Option<ChunkingConfig>,
+    pub state: JobStateName,
+    /// Documents read (and embedded when new or changed) so far, of `documents_total` (the
+    /// count when it began; writes made meanwhile are caught up before the switch).
+    pub documents_done: u64,
+    pub documents_total: u64,
+    /// Documents per second since this server (re)started the job.
+    pub rate_per_second: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    /// The name the old collection keeps after the switch, until it is deleted.
+    pub kept_as: String,
+    pub started_at_ms: u64,
+    pub finished_at_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobInfo>,
+}

@@ -91,6 +91,39 @@ impl Client {
         self.answer(&url, request.call())
     }
 
+    /// Streams a GET's body into `dest`; returns the bytes written.
+    pub fn download(&self, path: &str, dest: &std::path::Path) -> Result<u64, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.get(&url);
+        if let Some(key) = &self.api_key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut response = request.call().map_err(|e| ClientError::Transport { url: self.base.clone(), message: e.to_string() })?;
+        if !response.status().is_success() {
+            return self.answer(&url, Ok(response)).map(|_| 0);
+        }
+        let io = |e: std::io::Error| ClientError::Decode { url: url.clone(), message: format!("{}: {e}", dest.display()) };
+        let mut file = std::fs::File::create(dest).map_err(io)?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let bytes = std::io::copy(&mut reader, &mut file).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(bytes)
+    }
+
+    /// POSTs a file as the raw body (streamed).
+    pub fn upload(&self, path: &str, query: &[(&str, &str)], file: &std::path::Path) -> Result<Value, ClientError> {
+        let url = self.url(path);
+        let mut request = self.agent.post(&url).header("Content-Type", "application/octet-stream");
+        for (key, value) in query {
+            request = request.query(*key, *value);
+        }
+        if let Some(key) = &self.api_key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        let mut reader = std::fs::File::open(file).map_err(|e| ClientError::Transport { url: url.clone(), message: format!("{}: {e}", file.display()) })?;
+        self.answer(&url, request.send(ureq::SendBody::from_reader(&mut reader)))
+    }
+
     /// Waits while the server answers 503 on /ready (still loading models and indexes), up to
     /// `limit`; a server that is not there at all fails at once.
     pub fn wait_ready(&self, limit: Duration) -> Result<(), ClientError> {

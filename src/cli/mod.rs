@@ -1,5 +1,6 @@
 //! Command-line interface: every flag is also an `AKIDB_*` environment variable.
 
+mod backup;
 pub mod client;
 mod collections;
 mod embed;
@@ -15,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::embed::{runtime, BatchConfig, Device, EmbedError, OnnxOptions, OnnxProvider};
 use crate::model::ModelDir;
 
+pub use backup::{run_backup, run_restore, BackupArgs, RestoreArgs};
 pub use collections::{run_collections, CollectionsArgs};
 pub use embed::{run_embed, EmbedArgs};
 pub use ingest::{run_ingest, IngestArgs};
@@ -92,6 +94,10 @@ pub enum Command {
     Export(Box<ExportArgs>),
     /// Copy a collection from a server speaking Qdrant's API into this akidb.
     Import(Box<ImportArgs>),
+    /// Snapshot every collection of a running server (while it serves) into a folder.
+    Backup(BackupArgs),
+    /// Restore a snapshot file into a running server, as a new or a replaced collection.
+    Restore(RestoreArgs),
 }
 
 /// Which model to use.

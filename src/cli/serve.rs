@@ -103,7 +103,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
             let no_model = args_models.iter().all(|m| m.is_empty() || m == "none") && !args_models.is_empty();
             if !no_model {
                 let mut failed = std::collections::HashSet::new();
-                for collection in engine.collections() {
+                for collection in engine.all_collections() {
                     let Some(bound) = &collection.config.model else { continue };
                     if failed.contains(&bound.name) || models.iter().any(|m: &Arc<crate::embed::OnnxProvider>| crate::embed::EmbeddingProvider::info(m.as_ref()).name == bound.name) {
                         continue;
@@ -122,7 +122,12 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
                 }
             }
             crate::service::check_model_names(&models).map_err(CliError::Startup)?;
-            state.set_loaded(Loaded::new(engine.clone(), models, state.limits.clone()));
+            let service = Loaded::new(engine.clone(), models, state.limits.clone());
+            // Re-embeds that were running when the server stopped go on.
+            if let Err(err) = service.resume_jobs() {
+                tracing::error!(%err, "could not resume re-embed jobs");
+            }
+            state.set_loaded(service);
             tracing::info!("ready");
             Ok(engine)
         })

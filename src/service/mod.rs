@@ -9,6 +9,7 @@ pub mod browse;
 pub mod ingest;
 pub mod passages;
 pub mod points;
+pub mod reembed;
 pub mod search;
 pub mod snapshots;
 
@@ -70,6 +71,11 @@ pub enum ServiceError {
     DocumentNotFound(String),
     #[error("{0}")]
     SnapshotNotFound(String),
+    #[error("job '{0}' not found")]
+    JobNotFound(String),
+    /// The request conflicts with what is under way (a second re-embed of one collection).
+    #[error("{0}")]
+    Conflict(String),
     #[error("alias '{0}' not found")]
     AliasNotFound(String),
     #[error("'{0}' is the name of a collection; an alias needs a name of its own")]
@@ -161,9 +167,31 @@ pub struct Service {
     /// Loaded models; the first is the default.
     pub models: Vec<Arc<OnnxProvider>>,
     pub limits: Limits,
-    /// Serializes alias changes (each reads the table, then writes it) and collection drops
-    /// (which drop their aliases). Taken before the engine's own locks, never under them.
+    /// Serializes alias changes (each reads the table, then writes it), collection drops
+    /// (which drop their aliases) and the switches of restores and re-embeds. Taken before the
+    /// engine's own locks (a collection's writer, the engine's ddl), never under them.
     aliases_lock: Arc<parking_lot::Mutex<()>>,
+    /// Re-embed jobs (`reembed.rs`).
+    jobs: Arc<reembed::Jobs>,
+}
+
+/// The chunking a collection of `model` gets for a request's choice (checked against the model).
+pub(crate) fn resolve_chunking(model: &OnnxProvider, choice: ChunkingChoice) -> Result<Option<Chunking>, ServiceError> {
+    Ok(match choice {
+        ChunkingChoice::Default => Some(default_chunking(model.encoder())),
+        ChunkingChoice::Off => None,
+        ChunkingChoice::Custom(mut c) => {
+            let window = model.encoder().window();
+            if c.overlap_tokens > window {
+                return Err(ServiceError::Invalid { code: "invalid_chunking", message: format!("chunking.overlap_tokens must be at most {window} (the model's window), got {}", c.overlap_tokens) });
+            }
+            // An overlap as large as the passage is capped (the answer shows what applies):
+            // the schema cannot relate two fields, and a capped overlap is still an overlap.
+            c.overlap_tokens = c.overlap_tokens.min(c.max_tokens.saturating_sub(1));
+            passages::validate_chunking(&c, model.encoder()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
+            Some(c)
+        }
+    })
 }
 
 /// Refuses a set of models in which two answer to one name (a name or an alias, any case):
@@ -182,7 +210,7 @@ pub fn check_model_names(models: &[Arc<OnnxProvider>]) -> Result<(), String> {
 
 impl Service {
     pub fn new(engine: Arc<Engine>, models: Vec<Arc<OnnxProvider>>, limits: Limits) -> Self {
-        Service { engine, models, limits, aliases_lock: Arc::default() }
+        Service { engine, models, limits, aliases_lock: Arc::default(), jobs: Arc::default() }
     }
 
     /// A loaded model by its name, else by a name it answers to (its hub id, any case; the
@@ -254,21 +282,7 @@ impl Service {
         if let Some(dims) = request.dims.filter(|&d| d != model.info().dims) {
             return Err(ServiceError::Invalid { code: "dimension_mismatch", message: format!("dims is {dims}, but model '{}' makes {} dimensions", model.info().name, model.info().dims) });
         }
-        let chunking = match request.chunking {
-            ChunkingChoice::Default => Some(default_chunking(model.encoder())),
-            ChunkingChoice::Off => None,
-            ChunkingChoice::Custom(mut c) => {
-                let window = model.encoder().window();
-                if c.overlap_tokens > window {
-                    return Err(ServiceError::Invalid { code: "invalid_chunking", message: format!("chunking.overlap_tokens must be at most {window} (the model's window), got {}", c.overlap_tokens) });
-                }
-                // An overlap as large as the passage is capped (the answer shows what applies):
-                // the schema cannot relate two fields, and a capped overlap is still an overlap.
-                c.overlap_tokens = c.overlap_tokens.min(c.max_tokens.saturating_sub(1));
-                passages::validate_chunking(&c, model.encoder()).map_err(|message| ServiceError::Invalid { code: "invalid_chunking", message })?;
-                Some(c)
-            }
-        };
+        let chunking = resolve_chunking(model, request.chunking)?;
         let info = model.info();
         let hnsw = request.hnsw_params();
         let config = CollectionConfig {

@@ -4,6 +4,7 @@ pub mod aliases;
 pub mod collections;
 pub mod documents;
 pub mod embeddings;
+pub mod jobs;
 pub mod page;
 pub mod search;
 pub mod snapshots;
