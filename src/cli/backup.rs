@@ -39,7 +39,7 @@ pub struct RestoreArgs {
 }
 
 fn client_error(err: super::client::ClientError) -> CliError {
-    CliError::Startup(err.to_string())
+    CliError::Transfer(err.to_string())
 }
 
 pub fn run_backup(args: &BackupArgs) -> Result<(), CliError> {
@@ -51,7 +51,7 @@ pub fn run_backup(args: &BackupArgs) -> Result<(), CliError> {
     } else {
         args.collections.clone()
     };
-    std::fs::create_dir_all(&args.dir).map_err(|e| CliError::Startup(format!("{}: {e}", args.dir.display())))?;
+    std::fs::create_dir_all(&args.dir).map_err(|e| CliError::Transfer(format!("{}: {e}", args.dir.display())))?;
     let mut failed = 0;
     for name in &names {
         match backup_one(&client, name, &args.dir, args.keep_on_server) {
@@ -63,7 +63,7 @@ pub fn run_backup(args: &BackupArgs) -> Result<(), CliError> {
         }
     }
     if failed > 0 {
-        return Err(CliError::Startup(format!("{failed} of {} collections were not backed up", names.len())));
+        return Err(CliError::Transfer(format!("{failed} of {} collections were not backed up", names.len())));
     }
     println!("backed up {} collections to {}", names.len(), args.dir.display());
     Ok(())
@@ -73,7 +73,7 @@ pub fn run_backup(args: &BackupArgs) -> Result<(), CliError> {
 fn backup_one(client: &Client, name: &str, dir: &Path, keep: bool) -> Result<(PathBuf, u64, u64), CliError> {
     let route = format!("/collections/{}/snapshots", segment(name));
     let made: Value = client.post(&route, &serde_json::json!({})).map_err(client_error)?;
-    let snapshot = made["name"].as_str().ok_or_else(|| CliError::Startup(format!("the server's answer names no snapshot: {made}")))?.to_owned();
+    let snapshot = made["name"].as_str().ok_or_else(|| CliError::Transfer(format!("the server's answer names no snapshot: {made}")))?.to_owned();
     let file = dir.join(&snapshot);
     let partial = dir.join(format!(".{snapshot}.partial"));
     let bytes = client.download(&format!("{route}/{}", segment(&snapshot)), &partial).map_err(client_error)?;
@@ -82,10 +82,10 @@ fn backup_one(client: &Client, name: &str, dir: &Path, keep: bool) -> Result<(Pa
         Ok(ok) => ok,
         Err(err) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(CliError::Startup(format!("the downloaded snapshot does not check out: {err}")));
+            return Err(CliError::Transfer(format!("the downloaded snapshot does not check out: {err}")));
         }
     };
-    std::fs::rename(&partial, &file).map_err(|e| CliError::Startup(format!("{}: {e}", file.display())))?;
+    std::fs::rename(&partial, &file).map_err(|e| CliError::Transfer(format!("{}: {e}", file.display())))?;
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
@@ -97,7 +97,7 @@ fn backup_one(client: &Client, name: &str, dir: &Path, keep: bool) -> Result<(Pa
 
 pub fn run_restore(args: &RestoreArgs) -> Result<(), CliError> {
     // Checked here first: a damaged file is refused without sending it.
-    let (header, totals) = crate::snapshot::verify(&args.file).map_err(|e| CliError::Startup(format!("{}: {e}", args.file.display())))?;
+    let (header, totals) = crate::snapshot::verify(&args.file).map_err(|e| CliError::Transfer(format!("{}: {e}", args.file.display())))?;
     let name = args.name.clone().unwrap_or_else(|| header.config.name.clone());
     let client = Client::new(&args.server);
     client.wait_ready(std::time::Duration::from_secs(600)).map_err(client_error)?;

@@ -134,6 +134,9 @@ impl Engine {
             collections.insert(name, Arc::new(Collection::open(config, store.clone(), &index_root)?));
         }
         remove_orphan_index_dirs(&index_root, &collections);
+        if let Some(data_dir) = index_root.parent() {
+            remove_unfinished_snapshot_files(&data_dir.join("snapshots"));
+        }
         Ok(Engine { store, index_root, collections: RwLock::new(collections), ddl: Mutex::new(()) })
     }
 
@@ -268,6 +271,22 @@ fn remove_orphan_index_dirs(index_root: &Path, collections: &HashMap<String, Arc
         if entry.path().is_dir() && !ids.contains(name.to_string_lossy().as_ref()) {
             tracing::info!(dir = %entry.path().display(), "removing an index directory no collection owns");
             let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Snapshot files a crash left half written (dot files: temp files and uploads), never listed,
+/// are removed at open: the next start is clean.
+fn remove_unfinished_snapshot_files(root: &Path) {
+    let Ok(dirs) = std::fs::read_dir(root) else { return };
+    for dir in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
+        let uploads = dir.file_name() == ".uploads";
+        for file in files.flatten() {
+            if uploads || file.file_name().to_string_lossy().starts_with('.') {
+                tracing::info!(file = %file.path().display(), "removing a snapshot file a crash left unfinished");
+                let _ = std::fs::remove_file(file.path());
+            }
         }
     }
 }
