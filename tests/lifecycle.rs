@@ -401,6 +401,18 @@ fn a_reembed_resumes_after_a_restart() {
     assert_eq!(list["collections"].as_array().unwrap().len(), 2, "the old collection is kept, nothing else: {list}");
     let (_, found) = server.post("/collections/kb/search", &json!({"query": "Resumable document 17 on matter m6", "mode": "dense", "k": 1}));
     assert_eq!(found["results"][0]["id"], "r017");
+    // A cancelled job leaves the collection as it was and drops its shadow.
+    let (status, started) = server.post("/collections/kb/reembed", &json!({"model": "minilm-l6-v2", "chunking": null}));
+    assert_eq!(status, 202, "{started}");
+    let second = started["id"].as_str().unwrap().to_owned();
+    common::server::assert_error(&server.post("/collections/kb/reembed", &json!({"model": "minilm-l6-v2"})), 409, "conflict", "already being re-embedded");
+    assert_eq!(server.delete(&format!("/jobs/{second}")).0, 200);
+    let cancelled = wait_job(&server, &second, Duration::from_secs(60));
+    assert!(cancelled["state"] == "cancelled" || cancelled["state"] == "done", "{cancelled}");
+    if cancelled["state"] == "cancelled" {
+        assert_eq!(server.get("/collections/kb").1["model"], "bge-small-en-v1.5");
+        assert_eq!(server.get("/collections").1["collections"].as_array().unwrap().len(), 2);
+    }
     // A finished job is forgotten on DELETE.
     assert_eq!(server.delete(&format!("/jobs/{id}")).0, 200);
     assert_eq!(server.get(&format!("/jobs/{id}")).0, 404);

@@ -292,7 +292,12 @@ impl Service {
                 }
                 fail::fail_point!("reembed.batch");
                 copier.copy(&batch)?;
-                job.record.lock().done += batch.len() as u64;
+                {
+                    // Documents written meanwhile may take it past the count at the start.
+                    let mut record = job.record.lock();
+                    record.done += batch.len() as u64;
+                    record.total = record.total.max(record.done);
+                }
                 if saved.elapsed() > SAVE_EVERY {
                     self.save(job)?;
                     saved = Instant::now();

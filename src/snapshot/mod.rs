@@ -110,6 +110,16 @@ impl<W: Write> SnapshotWriter<W> {
         self.raw(payload)
     }
 
+    /// What it writes to (to flush and sync it part way).
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.bytes
+    }
+
     /// Appends documents (one frame).
     pub fn documents(&mut self, documents: &[NewDocument]) -> std::io::Result<()> {
         if documents.is_empty() {
