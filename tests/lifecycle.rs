@@ -359,7 +359,7 @@ fn a_reembed_under_load_loses_no_write_and_switches_atomically() {
     assert_eq!(via_alias["model"], "bge-small-en-v1.5");
     // Collections of vectors brought by clients cannot be re-embedded.
     assert_eq!(server.post("/collections", &json!({"name": "vecs", "dims": 3})).0, 201);
-    common::server::assert_error(&server.post("/collections/vecs/reembed", &json!({"model": "bge-small-en-v1.5"})), 400, "not_reembeddable", "brought by its clients");
+    common::server::assert_error(&server.post("/collections/vecs/reembed", &json!({"model": "bge-small-en-v1.5"})), 409, "not_reembeddable", "brought by its clients");
 }
 
 /// A server killed mid-way through a re-embed resumes it at the next start and finishes it.

@@ -112,6 +112,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::DocumentNotFound(_) => ApiError::not_found("document_not_found", message),
             ServiceError::AliasNotFound(_) => ApiError::not_found("alias_not_found", message),
             ServiceError::SnapshotNotFound(_) => ApiError::not_found("snapshot_not_found", message),
+            ServiceError::NotReembeddable(_) => ApiError::new(StatusCode::CONFLICT, "not_reembeddable", message),
             ServiceError::JobNotFound(_) => ApiError::not_found("job_not_found", message),
             ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             ServiceError::AliasIsCollection(_) => ApiError::new(StatusCode::CONFLICT, "alias_is_collection", message),

@@ -64,8 +64,10 @@ pub struct Collection {
     pub config: CollectionConfig,
     /// The name it is known by now: a restore or a re-embed renames collections (`Engine::switch`).
     name: RwLock<Arc<str>>,
-    /// Set, under `writer`, when another collection took this one's place (a switch): writes
-    /// that reach it afterwards fail with `EngineError::Moved` and are retried by name.
+    /// Set, under `writer`, when a switch dropped this collection for another under its name (a
+    /// restore's replace): writes that reach it afterwards fail with `EngineError::Moved` and are
+    /// retried by name. A collection renamed away (a re-embed's old one) is not retired: writes
+    /// that address it by the name they resolved notice the rename (`Addressed`).
     retired: AtomicBool,
     /// Snapshots and re-embeds reading the collection while it is written (`watch.rs`).
     watches: Mutex<Vec<Watch>>,
@@ -211,26 +213,32 @@ impl Collection {
         *self.name.write() = Arc::from(name);
     }
 
-    /// `writer`, unless a switch retired this collection: the write must go to the collection
-    /// that now has its name.
-    fn lock_writer(&self) -> Result<parking_lot::MutexGuard<'_, ()>, EngineError> {
+    /// `writer`, unless a switch retired this collection or renamed it away from the name the
+    /// write addressed (`expected`): the write must go to the collection that now has that name.
+    fn lock_writer(&self, expected: Option<&str>) -> Result<parking_lot::MutexGuard<'_, ()>, EngineError> {
         let writer = self.writer.lock();
-        if self.retired.load(Ordering::Acquire) {
-            return Err(EngineError::Moved(self.name().to_string()));
+        if self.retired.load(Ordering::Acquire) || expected.is_some_and(|name| *self.name() != *name) {
+            return Err(EngineError::Moved(expected.map_or_else(|| self.name().to_string(), str::to_owned)));
         }
         Ok(writer)
+    }
+
+    /// This collection as addressed by the name a request resolved now: its writes fail with
+    /// `Moved` if a switch gives the name to another collection before they begin.
+    pub fn addressed(self: &Arc<Self>) -> Addressed {
+        Addressed { name: self.name(), collection: self.clone() }
     }
 
     /// Holds this collection's writes (for a switch): until the hold is dropped no write starts,
     /// and `WriteHold::retire` makes every later one fail with `Moved`.
     pub fn hold_writes(&self) -> Result<WriteHold<'_>, EngineError> {
-        Ok(WriteHold { collection: self, _writer: self.lock_writer()? })
+        Ok(WriteHold { collection: self, _writer: self.lock_writer(None)? })
     }
 
     /// Starts recording which documents are written from now on (a re-embed's catch-up).
     pub fn watch_changes(&self) -> Result<WatchGuard<'_, ChangeLog>, EngineError> {
         let log = Arc::new(ChangeLog::default());
-        let _writer = self.lock_writer()?;
+        let _writer = self.lock_writer(None)?;
         self.watches.lock().push(Watch::Changes(log.clone()));
         Ok(WatchGuard { collection: self, watch: Watch::Changes(log.clone()), log })
     }
@@ -239,7 +247,7 @@ impl Collection {
     /// `watch.rs`). Returns the reader and the store's next point at its moment.
     pub fn begin_snapshot(self: &Arc<Self>) -> Result<SnapshotReader, EngineError> {
         let log = Arc::new(SnapshotLog::default());
-        let _writer = self.lock_writer()?;
+        let _writer = self.lock_writer(None)?;
         self.watches.lock().push(Watch::Snapshot(log.clone()));
         Ok(SnapshotReader { collection: self.clone(), log, after: None, finished: false })
     }
@@ -300,7 +308,7 @@ impl Collection {
             }
         }
         let (_, lexical) = {
-            let _writer = self.lock_writer()?;
+            let _writer = self.lock_writer(None)?;
             self.write_locked(&documents)?
         };
         self.finish_write(lexical)
@@ -361,19 +369,19 @@ impl Collection {
     /// Writes documents with their passages (all or none) and indexes them, in the graph and
     /// the lexical index. Returns once the write is durable and searchable both ways.
     pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
-        self.try_upsert(documents)?.map_err(|_| EngineError::Moved(self.name().to_string()))
+        self.try_upsert(documents, None)?.map_err(|_| EngineError::Moved(self.name().to_string()))
     }
 
     /// `upsert`, giving the documents back (prepared: vectors checked and normalized) when a
     /// switch retired this collection, so the caller can send them where its name now leads.
-    pub fn try_upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
+    pub fn try_upsert(self: &Arc<Self>, documents: Vec<NewDocument>, expected: Option<&str>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
         let documents = self.prepare_documents(documents)?;
         fail::fail_point!("collection.upsert.before_store");
         let (written, lexical) = {
-            let _writer = self.writer.lock();
-            if self.retired.load(Ordering::Acquire) {
-                return Ok(Err(documents));
-            }
+            let _writer = match self.lock_writer(expected) {
+                Err(EngineError::Moved(_)) => return Ok(Err(documents)),
+                other => other?,
+            };
             self.write_locked(&documents)?
         };
         self.finish_write(lexical)?;
@@ -384,9 +392,13 @@ impl Collection {
     /// (with its text; None when it does not exist) and gives its replacement, or None to leave
     /// it; an error from it writes nothing. Reading and writing happen under `writer`, so a
     /// concurrent write is never undone by a stale copy. Returns how many were rewritten.
-    pub fn rewrite<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>) -> Result<usize, E> {
+    pub fn rewrite<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>) -> Result<usize, E> {
+        self.rewrite_as(ids, change, None)
+    }
+
+    fn rewrite_as<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>, expected: Option<&str>) -> Result<usize, E> {
         let (count, lexical) = {
-            let _writer = self.lock_writer()?;
+            let _writer = self.lock_writer(expected)?;
             let mut documents = Vec::new();
             for id in ids {
                 if let Some(new) = change(id, self.get(id)?)? {
@@ -408,9 +420,13 @@ impl Collection {
     /// the payload index changes, the graph and the lexical index do not. `change` gets each
     /// document's metadata as the store holds it now (under `writer`) and gives the new one, or
     /// None to leave it. Missing documents are skipped; returns how many changed.
-    pub fn update_metadata<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>) -> Result<usize, E> {
+    pub fn update_metadata<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>) -> Result<usize, E> {
+        self.update_metadata_as(ids, change, None)
+    }
+
+    fn update_metadata_as<E: From<EngineError>>(self: &Arc<Self>, ids: &[String], mut change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>, expected: Option<&str>) -> Result<usize, E> {
         let count = {
-            let _writer = self.lock_writer()?;
+            let _writer = self.lock_writer(expected)?;
             let mut changes = Vec::new();
             for id in ids {
                 let Some(document) = self.get_head(id)? else { continue };
@@ -564,8 +580,12 @@ impl Collection {
     /// Deletes documents by id, with all their passages; returns how many existed. Durable and
     /// gone from both indexes on return.
     pub fn delete(self: &Arc<Self>, ids: &[String]) -> Result<usize, EngineError> {
+        self.delete_as(ids, None)
+    }
+
+    fn delete_as(self: &Arc<Self>, ids: &[String], expected: Option<&str>) -> Result<usize, EngineError> {
         let (removed, lexical) = {
-            let _writer = self.lock_writer()?;
+            let _writer = self.lock_writer(expected)?;
             self.delete_locked(ids)?
         };
         self.store.flush()?;
@@ -592,6 +612,10 @@ impl Collection {
     /// as many batches as the matches at the start need (writers adding matches as fast as they
     /// are deleted cannot keep it running).
     pub fn delete_where(self: &Arc<Self>, filter: &Filter) -> Result<usize, EngineError> {
+        self.delete_where_as(filter, None)
+    }
+
+    fn delete_where_as(self: &Arc<Self>, filter: &Filter, expected: Option<&str>) -> Result<usize, EngineError> {
         let filter = self.resolve_filter(filter)?;
         let plan = Plan::compile(&filter);
         let rounds = self.payload.read().count_documents(&plan) as usize / DELETE_BATCH + 1;
@@ -599,7 +623,7 @@ impl Collection {
         for _ in 0..rounds {
             fail::fail_point!("collection.delete_where.batch");
             let (removed, lexical) = {
-                let _writer = self.lock_writer()?;
+                let _writer = self.lock_writer(expected)?;
                 let (mut ids, mut seen) = (Vec::new(), HashSet::new());
                 let matching = self.payload.read().matching(&plan);
                 for point in matching {
@@ -1188,5 +1212,42 @@ impl SnapshotReader {
 impl Drop for SnapshotReader {
     fn drop(&mut self) {
         self.collection.unwatch(&Watch::Snapshot(self.log.clone()));
+    }
+}
+
+/// A collection as a request addressed it (`Collection::addressed`): its writes check, under
+/// `writer`, that the collection still has the name the request resolved.
+pub struct Addressed {
+    name: Arc<str>,
+    collection: Arc<Collection>,
+}
+
+impl Addressed {
+    pub fn collection(&self) -> &Arc<Collection> {
+        &self.collection
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn try_upsert(&self, documents: Vec<NewDocument>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
+        self.collection.try_upsert(documents, Some(&self.name))
+    }
+
+    pub fn delete(&self, ids: &[String]) -> Result<usize, EngineError> {
+        self.collection.delete_as(ids, Some(&self.name))
+    }
+
+    pub fn delete_where(&self, filter: &Filter) -> Result<usize, EngineError> {
+        self.collection.delete_where_as(filter, Some(&self.name))
+    }
+
+    pub fn update_metadata<E: From<EngineError>>(&self, ids: &[String], change: impl FnMut(&str, Map<String, Value>) -> Result<Option<Map<String, Value>>, E>) -> Result<usize, E> {
+        self.collection.update_metadata_as(ids, change, Some(&self.name))
+    }
+
+    pub fn rewrite<E: From<EngineError>>(&self, ids: &[String], change: impl FnMut(&str, Option<Document>) -> Result<Option<NewDocument>, E>) -> Result<usize, E> {
+        self.collection.rewrite_as(ids, change, Some(&self.name))
     }
 }

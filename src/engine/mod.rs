@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use collection::{Collection, SnapshotReader, WatchGuard, WriteHold, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
+pub use collection::{Addressed, Collection, SnapshotReader, WatchGuard, WriteHold, FilterStrategy, Found, IndexStats, Scored, COMPACT_RATIO, DELETE_BATCH, EXACT_FILTER_MAX, EXACT_FILTER_SHARE, MAX_COMPONENT};
 pub use condition::{Clause, Condition};
 pub use filter::Filter;
 

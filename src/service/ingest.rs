@@ -4,13 +4,11 @@
 //! everything that writes nothing (validation, splitting, embedding); `PreparedIngest::write`
 //! commits. A request abandoned before `write` has changed nothing.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::{blocking, Service, ServiceError, Splitter};
 use crate::domain::{slices, NewDocument, NewPassage, Span};
-use crate::engine::{validate_document_id, Collection, EngineError};
+use crate::engine::{validate_document_id, Addressed, EngineError};
 use crate::embed::EmbeddingProvider;
 
 /// A document as a client sends it.
@@ -38,7 +36,8 @@ pub struct Ingested {
 
 /// Embedded and ready to write.
 pub struct PreparedIngest {
-    collection: Arc<Collection>,
+    /// The collection as the request resolved it: the write notices a switch of its name.
+    collection: Addressed,
     documents: Vec<NewDocument>,
     /// Per document: it brought its own vector (kept as given if the write must be prepared again).
     brought_vector: Vec<bool>,
@@ -78,6 +77,8 @@ impl Service {
     /// Checks, splits and embeds documents for `collection` without writing anything.
     pub async fn prepare_ingest(&self, collection: &str, inputs: Vec<DocumentInput>) -> Result<PreparedIngest, ServiceError> {
         let collection = self.collection(collection)?;
+        // The name as resolved now: a switch while this embeds sends the write on (`write_ingest`).
+        let addressed = collection.addressed();
         let limits = &self.limits;
         if inputs.is_empty() {
             return Err(ServiceError::invalid("documents must not be empty"));
@@ -156,7 +157,7 @@ impl Service {
             report.push(Ingested { id: id.clone(), passages: passages.len(), tokens, truncated });
             documents.push(NewDocument { id, text, metadata, passages });
         }
-        Ok(PreparedIngest { collection, documents, brought_vector, report })
+        Ok(PreparedIngest { collection: addressed, documents, brought_vector, report })
     }
 
     /// Writes a prepared ingest. When the collection was switched for another meanwhile (a

@@ -71,6 +71,9 @@ pub enum ServiceError {
     DocumentNotFound(String),
     #[error("{0}")]
     SnapshotNotFound(String),
+    /// A collection whose vectors akidb cannot make again (brought by its clients).
+    #[error("{0}")]
+    NotReembeddable(String),
     #[error("job '{0}' not found")]
     JobNotFound(String),
     /// The request conflicts with what is under way (a second re-embed of one collection).
@@ -378,7 +381,7 @@ impl Service {
         }
         let mut collection = collection;
         for _ in 0..3 {
-            let (ids, filter, target) = (ids.clone(), filter.clone(), collection.clone());
+            let (ids, filter, target) = (ids.clone(), filter.clone(), collection.addressed());
             let result = blocking(move || {
                 let mut deleted = 0;
                 if let Some(ids) = ids {

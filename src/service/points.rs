@@ -272,7 +272,7 @@ impl Service {
     /// collection's writer lock. Missing points are skipped.
     pub async fn change_payload(&self, collection: &Arc<Collection>, selector: Selector, change: PayloadChange) -> Result<usize, ServiceError> {
         let ids = self.selected(collection, selector).await?;
-        let collection = collection.clone();
+        let collection = collection.addressed();
         let max_metadata = self.limits.max_metadata_bytes;
         blocking(move || {
             collection.update_metadata(&ids, |id, metadata| {
@@ -291,7 +291,7 @@ impl Service {
     /// read and rewritten under the collection's writer lock. A missing point fails the whole
     /// request before anything is written, as in Qdrant.
     pub async fn replace_vectors(&self, collection: &Arc<Collection>, vectors: Vec<(PointKey, Vec<f32>)>) -> Result<usize, ServiceError> {
-        let collection = collection.clone();
+        let collection = collection.addressed();
         blocking(move || {
             // Checked and normalized by the write, before anything is written.
             let mut wanted: HashMap<String, Vec<f32>> = vectors.into_iter().map(|(key, vector)| (key.document_id(), vector)).collect();

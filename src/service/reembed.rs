@@ -106,10 +106,10 @@ impl Service {
     pub fn start_reembed(&self, name: &str, model: &str, chunking: ChunkingChoice) -> Result<JobStatus, ServiceError> {
         let source = self.collection(name)?;
         if source.config.model.is_none() {
-            return Err(ServiceError::Invalid {
-                code: "not_reembeddable",
-                message: format!("collection '{}' holds vectors brought by its clients: akidb has no model to make them again (re-index it yourself and switch an alias)", source.name()),
-            });
+            return Err(ServiceError::NotReembeddable(format!(
+                "collection '{}' holds vectors brought by its clients: akidb has no model to make them again (re-index it yourself and switch an alias)",
+                source.name()
+            )));
         }
         let provider = self.model(model)?.clone();
         let chunking = resolve_chunking(&provider, chunking)?;
@@ -337,8 +337,9 @@ impl Service {
         if self.aliases()?.iter().any(|(alias, _)| *alias == record.kept_as) {
             return Err(ServiceError::Conflict(format!("'{}', the name the old collection would keep, is now an alias", record.kept_as)));
         }
+        // Writers waiting on the hold addressed the name, which is now the new collection's:
+        // they find the old one renamed and are sent on (`Collection::addressed`).
         self.engine.switch(&[(record.collection.clone(), record.kept_as.clone()), (record.shadow.clone(), record.collection.clone())], None)?;
-        hold.retire();
         drop(hold);
         drop(aliases);
         let total = shadow.stats().documents as u64;
@@ -379,10 +380,7 @@ impl Copier<'_> {
             return Ok(());
         }
         if let Some(empty) = wanted.iter().find(|d| d.text.trim().is_empty()) {
-            return Err(ServiceError::Invalid {
-                code: "not_reembeddable",
-                message: format!("document '{}' has no text (its vector was brought by a client): it cannot be embedded again", empty.id),
-            });
+            return Err(ServiceError::NotReembeddable(format!("document '{}' has no text (its vector was brought by a client): it cannot be embedded again", empty.id)));
         }
         let spans: Vec<_> = wanted.iter().map(|d| self.splitter.split(&d.text)).collect();
         let texts: Vec<String> = wanted.iter().zip(&spans).flat_map(|(d, s)| slices(&d.text, s).into_iter().map(str::to_owned)).collect();

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
 
 use crate::api::error::{ApiError, ErrorBody};
+use crate::api::extract::ApiQuery;
 use crate::api::middleware::WriteGate;
 use crate::api::snapshot_io;
 use crate::api::state::AppState;
@@ -42,14 +43,14 @@ pub async fn list_snapshots(State(state): State<Arc<AppState>>, Path(name): Path
     Ok(Json(SnapshotList { snapshots }))
 }
 
-#[utoipa::path(get, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Download a snapshot", params(("name" = String, Path), ("snapshot" = String, Path)),
+#[utoipa::path(get, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Download a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,180}[.]snapshot$")),
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "Not a snapshot name", body = ErrorBody), (status = 404, description = "No such snapshot", body = ErrorBody)))]
 pub async fn download_snapshot(State(state): State<Arc<AppState>>, Path((name, snapshot)): Path<(String, String)>) -> Result<Response, ApiError> {
     let path = state.loaded()?.snapshot_file(&name, &snapshot)?;
     snapshot_io::download(&path)
 }
 
-#[utoipa::path(delete, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Delete a snapshot", params(("name" = String, Path), ("snapshot" = String, Path)),
+#[utoipa::path(delete, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Delete a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,180}[.]snapshot$")),
     responses((status = 200, description = "Deleted", body = SnapshotDeleted), (status = 400, description = "Not a snapshot name", body = ErrorBody), (status = 404, description = "No such snapshot", body = ErrorBody)))]
 pub async fn delete_snapshot(State(state): State<Arc<AppState>>, Path((name, snapshot)): Path<(String, String)>) -> Result<Json<SnapshotDeleted>, ApiError> {
     state.loaded()?.delete_snapshot(&name, &snapshot).await?;
@@ -69,7 +70,7 @@ pub async fn upload_snapshot(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
     Path(name): Path<String>,
-    Query(params): Query<RestoreParams>,
+    ApiQuery(params): ApiQuery<RestoreParams>,
     request: Request,
 ) -> Result<Json<RestoreResponse>, ApiError> {
     let service = state.loaded()?;
