@@ -177,7 +177,7 @@ per_backend! {
         let names = finishes_within(Duration::from_secs(10), "a lookup during a drop", move || {
             let other = looker.collection("other").unwrap();
             assert_eq!(other.stats().documents, 5);
-            looker.collections().iter().map(|c| c.name().to_owned()).collect::<Vec<_>>()
+            looker.collections().iter().map(|c| c.name().to_string()).collect::<Vec<_>>()
         });
         assert_eq!(names, ["other"], "the dropped collection is gone from lookups at once");
         hold.release();

@@ -334,6 +334,10 @@ fn a_reembed_under_load_loses_no_write_and_switches_atomically() {
     let kept = job["kept_as"].as_str().unwrap();
     let (_, old) = server.get(&format!("/collections/{kept}"));
     assert_eq!(old["model"], "minilm-l6-v2", "{old}");
+    // The old collection serves reads and writes under its kept name until deleted.
+    assert_eq!(add(&server.address, kept, json!([{"id": "late", "text": "written to the kept collection"}])).0, 200);
+    assert_eq!(server.get(&format!("/collections/{kept}/documents/late")).0, 200);
+    assert_eq!(server.get("/collections/kb/documents/late").0, 404);
 
     let now = all_documents(&server, "kb");
     let written = written.into_inner().unwrap();

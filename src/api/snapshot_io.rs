@@ -64,6 +64,25 @@ pub fn download(path: &Path) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+/// An uploaded file, removed when dropped (also when the request is abandoned midway).
+pub struct Upload(PathBuf);
+
+impl Upload {
+    pub fn new(path: PathBuf) -> Self {
+        Upload(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Receives an upload into `dest` (created with its directory): a multipart form's first file
 /// field (Qdrant's `snapshot`), or the raw body. More than `limit` bytes is a 413 and leaves
 /// no file; an empty upload is a 400. Returns the bytes received.

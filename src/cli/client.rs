@@ -94,7 +94,8 @@ impl Client {
     /// Streams a GET's body into `dest`; returns the bytes written.
     pub fn download(&self, path: &str, dest: &std::path::Path) -> Result<u64, ClientError> {
         let url = self.url(path);
-        let mut request = self.agent.get(&url);
+        // A large file takes as long as it takes: no overall deadline, only the connection's.
+        let mut request = self.agent.get(&url).config().timeout_global(None).build();
         if let Some(key) = &self.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
@@ -113,7 +114,7 @@ impl Client {
     /// POSTs a file as the raw body (streamed).
     pub fn upload(&self, path: &str, query: &[(&str, &str)], file: &std::path::Path) -> Result<Value, ClientError> {
         let url = self.url(path);
-        let mut request = self.agent.post(&url).header("Content-Type", "application/octet-stream");
+        let mut request = self.agent.post(&url).config().timeout_global(None).build().header("Content-Type", "application/octet-stream");
         for (key, value) in query {
             request = request.query(*key, *value);
         }

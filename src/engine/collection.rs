@@ -252,6 +252,13 @@ impl Collection {
         Ok(SnapshotReader { collection: self.clone(), log, after: None, finished: false })
     }
 
+    /// The ids written since the last call, taken under `writer`: every write they name has
+    /// committed (a write notes its ids before its store commit, under `writer`).
+    pub fn take_changes(&self, log: &ChangeLog) -> std::collections::BTreeSet<String> {
+        let _writer = self.writer.lock();
+        log.take()
+    }
+
     fn unwatch(&self, watch: &Watch) {
         self.watches.lock().retain(|w| !w.same(watch));
     }
@@ -274,19 +281,24 @@ impl Collection {
         Ok(())
     }
 
-    /// A document with its passages' vectors, as a document to write.
+    /// A document with its passages' vectors, as a document to write. Under `writer` (or with
+    /// no write to it in between) the two reads agree; otherwise see `read_whole_racing`.
     pub fn read_whole(&self, id: &str) -> Result<Option<NewDocument>, EngineError> {
-        let Some(document) = self.get(id)? else { return Ok(None) };
+        self.read_whole_racing(id)?.ok_or_else(|| EngineError::Store(crate::store::StoreError::Corrupt { tree: "passages".into(), message: format!("document {id} lists a point without a vector") }))
+    }
+
+    /// `read_whole` outside `writer`: `Ok(None)` when a write replaced or deleted the document
+    /// between reading it and reading its vectors (then a snapshot holds its before-image).
+    fn read_whole_racing(&self, id: &str) -> Result<Option<Option<NewDocument>>, EngineError> {
+        let Some(document) = self.get(id)? else { return Ok(Some(None)) };
         let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
         let vectors: HashMap<PointId, Vec<f32>> = self.vectors_of(&points)?.into_iter().collect();
         let mut passages = Vec::with_capacity(points.len());
         for passage in &document.passages {
-            let Some(vector) = vectors.get(&passage.point) else {
-                return Err(EngineError::Store(crate::store::StoreError::Corrupt { tree: "passages".into(), message: format!("document {id} lists point {} without a vector", passage.point) }));
-            };
+            let Some(vector) = vectors.get(&passage.point) else { return Ok(None) };
             passages.push(crate::domain::NewPassage { span: passage.span, vector: vector.clone() });
         }
-        Ok(Some(NewDocument { id: document.id, text: document.text, metadata: document.metadata, passages }))
+        Ok(Some(Some(NewDocument { id: document.id, text: document.text, metadata: document.metadata, passages })))
     }
 
     /// Writes documents whose vectors were prepared by this collection's kind before (a
@@ -1190,10 +1202,15 @@ impl SnapshotReader {
         let mut batch = Vec::with_capacity(ids.len());
         for id in &ids {
             // Read first, then pass: a write that changed it since copied the moment's state.
-            let now = collection.read_whole(id)?;
-            match self.log.pass(id) {
-                Some(before) => batch.extend(before),
-                None => batch.extend(now),
+            let now = collection.read_whole_racing(id)?;
+            match (self.log.pass(id), now) {
+                (Some(before), _) => batch.extend(before),
+                (None, Some(now)) => batch.extend(now),
+                // Its vectors went between the two reads, so a write committed, and that write
+                // copied it first: a before-image must exist.
+                (None, None) => {
+                    return Err(EngineError::Store(crate::store::StoreError::Corrupt { tree: "passages".into(), message: format!("document {id} changed during a snapshot without a copy of it") }))
+                }
             }
         }
         match ids.last() {

@@ -44,6 +44,9 @@ impl Service {
                 match change {
                     AliasChange::Create { alias, collection } => {
                         validate_collection_name(&alias).map_err(|e| invalid("invalid_alias", format!("alias: {e}")))?;
+                        if crate::engine::is_internal(&collection) {
+                            return Err(EngineError::CollectionNotFound(collection).into());
+                        }
                         engine.collection(&collection)?;
                         if engine.collection(&alias).is_ok() {
                             return Err(ServiceError::AliasIsCollection(alias));

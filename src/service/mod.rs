@@ -325,6 +325,9 @@ impl Service {
 
     /// Drops a collection; returns how many documents it held.
     pub async fn drop_collection(&self, name: &str) -> Result<usize, ServiceError> {
+        if crate::engine::is_internal(name) {
+            return Err(EngineError::CollectionNotFound(name.to_owned()).into());
+        }
         let engine = self.engine.clone();
         let name = name.to_owned();
         let aliases = self.aliases_lock.clone();

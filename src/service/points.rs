@@ -270,11 +270,26 @@ impl Service {
     /// Applies a payload change to the selected points: their metadata only (text, passages and
     /// vectors stay, nothing is re-embedded or re-indexed), read and written under the
     /// collection's writer lock. Missing points are skipped.
-    pub async fn change_payload(&self, collection: &Arc<Collection>, selector: Selector, change: PayloadChange) -> Result<usize, ServiceError> {
-        let ids = self.selected(collection, selector).await?;
-        let collection = collection.addressed();
+    /// The collection under `name` as addressed now, and again whenever a switch gave the name
+    /// to another collection before `work` wrote (`EngineError::Moved`): payload and vector
+    /// changes are idempotent, so doing them again there is the same request.
+    async fn on_named<T: Send + 'static>(&self, name: &str, work: impl Fn(crate::engine::Addressed) -> Result<T, ServiceError> + Send + Sync + Clone + 'static) -> Result<T, ServiceError> {
+        for _ in 0..3 {
+            let target = self.collection(name)?.addressed();
+            let work = work.clone();
+            match blocking(move || work(target)).await {
+                Err(ServiceError::Engine(crate::engine::EngineError::Moved(_))) => continue,
+                other => return other,
+            }
+        }
+        Err(crate::engine::EngineError::Moved(name.to_owned()).into())
+    }
+
+    pub async fn change_payload(&self, name: &str, selector: Selector, change: PayloadChange) -> Result<usize, ServiceError> {
+        let ids = self.selected(&self.collection(name)?, selector).await?;
         let max_metadata = self.limits.max_metadata_bytes;
-        blocking(move || {
+        let (ids, change) = (Arc::new(ids), Arc::new(change));
+        self.on_named(name, move |collection| {
             collection.update_metadata(&ids, |id, metadata| {
                 let metadata = apply(metadata, &change)?;
                 let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |b| b.len());
@@ -290,11 +305,11 @@ impl Service {
     /// Replaces the vector of existing points (the point becomes one passage with that vector),
     /// read and rewritten under the collection's writer lock. A missing point fails the whole
     /// request before anything is written, as in Qdrant.
-    pub async fn replace_vectors(&self, collection: &Arc<Collection>, vectors: Vec<(PointKey, Vec<f32>)>) -> Result<usize, ServiceError> {
-        let collection = collection.addressed();
-        blocking(move || {
+    pub async fn replace_vectors(&self, name: &str, vectors: Vec<(PointKey, Vec<f32>)>) -> Result<usize, ServiceError> {
+        let vectors = Arc::new(vectors);
+        self.on_named(name, move |collection| {
             // Checked and normalized by the write, before anything is written.
-            let mut wanted: HashMap<String, Vec<f32>> = vectors.into_iter().map(|(key, vector)| (key.document_id(), vector)).collect();
+            let mut wanted: HashMap<String, Vec<f32>> = vectors.iter().map(|(key, vector)| (key.document_id(), vector.clone())).collect();
             let ids: Vec<String> = wanted.keys().cloned().collect();
             let count = collection.rewrite(&ids, |id, document| {
                 let document = document.ok_or_else(|| ServiceError::DocumentNotFound(id.to_owned()))?;

@@ -9,8 +9,9 @@
 //! Writes go on meanwhile. The job watches the collection (`Collection::watch_changes`) from
 //! before its first read, so every document written after it read it is read again
 //! (catch-up passes) until few are left; then it holds the collection's writes, copies the
-//! last ones, switches and retires the old collection: a writer that was waiting finds it
-//! retired and is sent on, by name, to the new one (`Service::write_ingest`). A document is
+//! last ones, switches and renames the old collection: a writer that was waiting addressed the
+//! name, finds the collection renamed, and is sent on to the new one (`Collection::addressed`,
+//! `Service::write_ingest`). A document is
 //! copied only when the shadow lacks it or holds another text or metadata, so a job resumed
 //! after a restart (its record is in the store) re-reads everything but re-embeds only what it
 //! had not done.
@@ -58,6 +59,9 @@ pub struct JobRecord {
     pub model: String,
     pub chunking: Option<Chunking>,
     pub shadow: String,
+    /// The shadow's id: a restart that finds it under `collection` knows the switch was made.
+    #[serde(default)]
+    pub shadow_id: String,
     /// The name the old collection keeps after the switch (until deleted).
     pub kept_as: String,
     pub state: JobState,
@@ -99,6 +103,8 @@ impl Job {
 #[derive(Default)]
 pub struct Jobs {
     table: Mutex<HashMap<String, Arc<Job>>>,
+    /// Held by a start from its check to its record, so two starts cannot both pass the check.
+    starting: Mutex<()>,
 }
 
 impl Service {
@@ -114,11 +120,13 @@ impl Service {
         let provider = self.model(model)?.clone();
         let chunking = resolve_chunking(&provider, chunking)?;
         let name = source.name().to_string();
-        let jobs = self.jobs.table.lock();
-        if jobs.values().any(|j| {
+        // One start at a time (check, create, record); the table lock only for lookups.
+        let _starting = self.jobs.starting.lock();
+        let running = self.jobs.table.lock().values().any(|j| {
             let r = j.record.lock();
             r.state == JobState::Running && r.source_id == source.id()
-        }) {
+        });
+        if running {
             return Err(ServiceError::Conflict(format!("collection '{name}' is already being re-embedded (see GET /jobs)")));
         }
         let id = uuid::Uuid::now_v7().simple().to_string();
@@ -132,6 +140,7 @@ impl Service {
             dims: info.dims,
             created_at_ms: now_ms(),
             chunking,
+            backend: source.backend(),
             ..source.config.clone()
         };
         let annex = self.engine.store().annex(source.id()).map_err(EngineError::from)?;
@@ -143,6 +152,7 @@ impl Service {
             model: info.name.clone(),
             chunking,
             shadow: shadow.name().to_string(),
+            shadow_id: shadow.id().to_owned(),
             kept_as,
             state: JobState::Running,
             total: source.stats().documents as u64,
@@ -154,7 +164,6 @@ impl Service {
         let job = Arc::new(Job { record: Mutex::new(record), cancel: AtomicBool::new(false), started: Instant::now(), done_at_start: 0 });
         self.save(&job)?;
         let status = job.status();
-        drop(jobs);
         self.jobs.table.lock().insert(id, job.clone());
         self.spawn(job)?;
         Ok(status)
@@ -194,8 +203,7 @@ impl Service {
                 let _ = self.engine.store().put_job(&id, None);
                 continue;
             };
-            let done_at_start = record.done;
-            let job = Arc::new(Job { record: Mutex::new(record), cancel: AtomicBool::new(false), started: Instant::now(), done_at_start });
+            let job = Arc::new(Job { record: Mutex::new(record), cancel: AtomicBool::new(false), started: Instant::now(), done_at_start: 0 });
             if job.record.lock().state == JobState::Running {
                 running.push(job.clone());
             }
@@ -210,7 +218,11 @@ impl Service {
             }
         }
         for job in running {
-            tracing::info!(job = %job.record.lock().id, collection = %job.record.lock().collection, "resuming a re-embed");
+            let (id, collection) = {
+                let record = job.record.lock();
+                (record.id.clone(), record.collection.clone())
+            };
+            tracing::info!(job = %id, collection = %collection, "resuming a re-embed");
             self.spawn(job)?;
         }
         Ok(())
@@ -257,9 +269,10 @@ impl Service {
                 tracing::error!(collection = %shadow, %err, "could not drop a re-embed shadow; the next start drops it");
             }
         }
+        let id = job.record.lock().id.clone();
         match &error {
-            Some(error) => tracing::error!(job = %job.record.lock().id, %error, "re-embed failed"),
-            None => tracing::info!(job = %job.record.lock().id, state = ?state, "re-embed ended"),
+            Some(error) => tracing::error!(job = %id, %error, "re-embed failed"),
+            None => tracing::info!(job = %id, state = ?state, "re-embed ended"),
         }
         if let Err(err) = self.save(job) {
             tracing::error!(%err, "could not save a re-embed job's end");
@@ -270,6 +283,12 @@ impl Service {
     fn run(&self, job: &Job) -> Result<bool, ServiceError> {
         let record = job.record.lock().clone();
         let source = self.engine.collection(&record.collection)?;
+        if !record.shadow_id.is_empty() && source.id() == record.shadow_id {
+            // The switch was made and the process stopped before recording it.
+            return Ok(true);
+        }
+        // Counted again from the start: every document is read again (only changed ones are embedded).
+        job.record.lock().done = 0;
         if source.id() != record.source_id {
             return Err(ServiceError::Conflict(format!("collection '{}' was replaced while it was re-embedded", record.collection)));
         }
@@ -306,7 +325,13 @@ impl Service {
         }
         // Documents the shadow holds that the collection no longer does (deleted while this
         // server was down, between two runs of the job).
-        let gone: Vec<String> = shadow.document_ids()?.filter_map(Result::ok).filter(|id| source.get_head(id).ok().flatten().is_none()).collect();
+        let mut gone = Vec::new();
+        for id in shadow.document_ids()? {
+            let id = id?;
+            if source.get_head(&id)?.is_none() {
+                gone.push(id);
+            }
+        }
         if !gone.is_empty() {
             shadow.delete(&gone)?;
         }
@@ -317,7 +342,7 @@ impl Service {
             if job.cancel.load(Ordering::Acquire) {
                 return Ok(false);
             }
-            let ids: Vec<String> = changes.take().into_iter().collect();
+            let ids: Vec<String> = source.take_changes(&changes).into_iter().collect();
             for batch in ids.chunks(BATCH) {
                 copier.copy(batch)?;
             }
@@ -328,6 +353,10 @@ impl Service {
         // The switch: writes wait while the last changes are copied and the names move. Lock
         // order: aliases, then the collection's writer (as a restore's switch takes them).
         let aliases = self.aliases_lock.lock();
+        // Drops take the alias lock too: the name is still this collection's for the switch.
+        if self.engine.collection(&record.collection).map(|c| c.id() == source.id()).unwrap_or(false) == false {
+            return Err(ServiceError::Conflict(format!("collection '{}' was dropped or replaced while it was re-embedded", record.collection)));
+        }
         let hold = source.hold_writes()?;
         let last: Vec<String> = changes.take().into_iter().collect();
         for batch in last.chunks(BATCH) {

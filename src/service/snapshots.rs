@@ -109,9 +109,13 @@ impl Service {
     /// Writes a snapshot of the collection as it is now; writes go on meanwhile.
     pub async fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo, ServiceError> {
         let collection = self.collection(name)?;
+        // One at a time per collection: each costs a thread, a watch and before-images.
+        let Some(_running) = SnapshotSlot::take(&collection) else {
+            return Err(ServiceError::Conflict(format!("a snapshot of collection '{}' is being written; try again when it is done", collection.name())));
+        };
         let annex = self.engine.store().annex(collection.id()).map_err(EngineError::from)?;
         let dir = self.snapshot_dir(&collection.name());
-        blocking(move || {
+        let result = blocking(move || {
             // A snapshot reads the whole collection: at background priority, like dumps.
             let thread = std::thread::Builder::new().name("akidb-snapshot".into()).spawn(move || {
                 crate::engine::run_as_background_thread();
@@ -119,7 +123,8 @@ impl Service {
             });
             thread.map_err(|e| ServiceError::Worker(e.to_string()))?.join().map_err(|_| ServiceError::Worker("the snapshot thread panicked".into()))?
         })
-        .await
+        .await;
+        result
     }
 
     /// The snapshots kept for a collection, newest first.
@@ -301,4 +306,26 @@ fn trailer_crc(path: &Path) -> Option<String> {
     let mut crc = [0u8; 4];
     file.read_exact(&mut crc).ok()?;
     Some(format!("{:08x}", u32::from_le_bytes(crc)))
+}
+
+/// The collections with a snapshot being written (by id), one at a time each.
+static SNAPSHOTTING: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
+
+struct SnapshotSlot(String);
+
+impl SnapshotSlot {
+    fn take(collection: &Collection) -> Option<Self> {
+        let mut running = SNAPSHOTTING.lock();
+        if running.iter().any(|id| id == collection.id()) {
+            return None;
+        }
+        running.push(collection.id().to_owned());
+        Some(SnapshotSlot(collection.id().to_owned()))
+    }
+}
+
+impl Drop for SnapshotSlot {
+    fn drop(&mut self) {
+        SNAPSHOTTING.lock().retain(|id| *id != self.0);
+    }
 }

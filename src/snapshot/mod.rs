@@ -32,6 +32,8 @@ pub const VERSION: u32 = 1;
 pub const EXTENSION: &str = "snapshot";
 /// Largest frame a reader accepts: a damaged length must not make it allocate gigabytes.
 const MAX_FRAME: usize = 256 * 1024 * 1024;
+/// Frames are cut near this size, whatever the documents' sizes.
+const FRAME_TARGET: usize = 16 * 1024 * 1024;
 
 const HEADER: u8 = 1;
 const DOCUMENTS: u8 = 2;
@@ -120,8 +122,23 @@ impl<W: Write> SnapshotWriter<W> {
         self.bytes
     }
 
-    /// Appends documents (one frame).
+    /// Appends documents, in frames of at most about `FRAME_TARGET` bytes (a document larger
+    /// than a frame may hold is an error).
     pub fn documents(&mut self, documents: &[NewDocument]) -> std::io::Result<()> {
+        let size = |d: &NewDocument| d.id.len() + d.text.len() + 64 + d.passages.iter().map(|p| 24 + 4 * p.vector.len()).sum::<usize>() + serde_json::to_string(&d.metadata).map_or(0, |m| m.len());
+        let (mut start, mut bytes) = (0, 0);
+        for (i, doc) in documents.iter().enumerate() {
+            let doc_bytes = size(doc);
+            if i > start && bytes + doc_bytes > FRAME_TARGET {
+                self.frame_of(&documents[start..i])?;
+                (start, bytes) = (i, 0);
+            }
+            bytes += doc_bytes;
+        }
+        self.frame_of(&documents[start..])
+    }
+
+    fn frame_of(&mut self, documents: &[NewDocument]) -> std::io::Result<()> {
         if documents.is_empty() {
             return Ok(());
         }

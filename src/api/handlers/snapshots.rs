@@ -31,8 +31,12 @@ pub fn description(info: SnapshotInfo) -> SnapshotDescription {
     description = "Writes one file holding the collection as it is at this moment (config, documents with texts and metadata, passages with their vectors) while searches and writes go on; writes made meanwhile are not in it. The file is akidb's own versioned format with a checksum over the whole file: restore it here (`/snapshots/upload`, `akidb restore`); `akidb export` is the way to Qdrant.",
     params(("name" = String, Path)),
     responses((status = 201, description = "The snapshot", body = SnapshotDescription), (status = 404, description = "No such collection", body = ErrorBody)))]
-pub async fn create_snapshot(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<(StatusCode, Json<SnapshotDescription>), ApiError> {
-    let info = state.loaded()?.create_snapshot(&name).await?;
+pub async fn create_snapshot(State(state): State<Arc<AppState>>, Extension(gate): Extension<WriteGate>, Path(name): Path<String>) -> Result<(StatusCode, Json<SnapshotDescription>), ApiError> {
+    let service = state.loaded()?;
+    // A snapshot runs to its end once begun: the answer waits for it rather than time out
+    // while the file is still written.
+    gate.commit()?;
+    let info = service.create_snapshot(&name).await?;
     Ok((StatusCode::CREATED, Json(description(info))))
 }
 
@@ -43,14 +47,14 @@ pub async fn list_snapshots(State(state): State<Arc<AppState>>, Path(name): Path
     Ok(Json(SnapshotList { snapshots }))
 }
 
-#[utoipa::path(get, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Download a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,180}[.]snapshot$")),
+#[utoipa::path(get, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Download a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, description = "A name from the list: letters, digits, `-`, `_`, `.`, ending in `.snapshot`")),
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "Not a snapshot name", body = ErrorBody), (status = 404, description = "No such snapshot", body = ErrorBody)))]
 pub async fn download_snapshot(State(state): State<Arc<AppState>>, Path((name, snapshot)): Path<(String, String)>) -> Result<Response, ApiError> {
     let path = state.loaded()?.snapshot_file(&name, &snapshot)?;
     snapshot_io::download(&path)
 }
 
-#[utoipa::path(delete, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Delete a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, pattern = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,180}[.]snapshot$")),
+#[utoipa::path(delete, path = "/collections/{name}/snapshots/{snapshot}", tag = "snapshots", summary = "Delete a snapshot", params(("name" = String, Path), ("snapshot" = String, Path, description = "A name from the list: letters, digits, `-`, `_`, `.`, ending in `.snapshot`")),
     responses((status = 200, description = "Deleted", body = SnapshotDeleted), (status = 400, description = "Not a snapshot name", body = ErrorBody), (status = 404, description = "No such snapshot", body = ErrorBody)))]
 pub async fn delete_snapshot(State(state): State<Arc<AppState>>, Path((name, snapshot)): Path<(String, String)>) -> Result<Json<SnapshotDeleted>, ApiError> {
     state.loaded()?.delete_snapshot(&name, &snapshot).await?;
@@ -75,16 +79,11 @@ pub async fn upload_snapshot(
 ) -> Result<Json<RestoreResponse>, ApiError> {
     let service = state.loaded()?;
     crate::engine::validate_collection_name(&name)?;
-    let path = service.upload_path();
-    snapshot_io::receive(request, &path, state.limits.max_snapshot_bytes).await?;
-    // Restoring runs to its end once begun (its switch is one step): the timeout stops here.
-    let restored = match gate.commit() {
-        Ok(()) => service.restore_snapshot(path.clone(), Some(name), params.replace.unwrap_or(false)).await,
-        Err(err) => {
-            let _ = std::fs::remove_file(&path);
-            return Err(err);
-        }
-    };
-    let _ = std::fs::remove_file(&path);
-    Ok(Json(self::restored(restored?)))
+    // A large file takes longer than the request timeout to arrive, and a restore runs to its
+    // end once begun: the timeout stops here (the size limit and the in-flight limit bound it).
+    gate.commit()?;
+    let upload = snapshot_io::Upload::new(service.upload_path());
+    snapshot_io::receive(request, upload.path(), state.limits.max_snapshot_bytes).await?;
+    let restored = service.restore_snapshot(upload.path().to_owned(), Some(name), params.replace.unwrap_or(false)).await?;
+    Ok(Json(self::restored(restored)))
 }

@@ -44,6 +44,9 @@ fn loaded(state: &AppState) -> Result<&Service, QdrantError> {
 pub(crate) struct Ctx<'a> {
     service: &'a Service,
     collection: Arc<Collection>,
+    /// The collection's name when the request resolved it: writes address it by this name, so
+    /// a switch (a re-embed, a restore) meanwhile sends them to the collection now under it.
+    name: String,
     view: View,
 }
 
@@ -51,8 +54,9 @@ impl<'a> Ctx<'a> {
     fn open(state: &'a AppState, name: &str) -> Result<Self, QdrantError> {
         let service = loaded(state)?;
         let collection = service.collection(name).map_err(|_| QdrantError::collection_not_found(name))?;
+        let name = collection.name().to_string();
         let view = service.view(&collection)?;
-        Ok(Ctx { service, collection, view })
+        Ok(Ctx { service, collection, name, view })
     }
 
     /// A vector as Qdrant shows it: an array, or `{name: array}` for a named vector.
@@ -184,6 +188,11 @@ async fn shed_and_time_out(State(state): State<Arc<AppState>>, request: Request,
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         return QdrantError { status: StatusCode::SERVICE_UNAVAILABLE, message: "Service unavailable: too many requests in flight; retry shortly".into() }.into_response();
     };
+    // Snapshots run to their end once begun, and a large file takes longer than the timeout
+    // to arrive: bounded by the size and in-flight limits instead.
+    if request.uri().path().contains("/snapshots") {
+        return next.run(request).await;
+    }
     // A write cut off here may still commit (it runs on a blocking thread). Every Qdrant write
     // names its points (ids, or a filter) and is idempotent, so the client's retry after the
     // 408 repeats the same write rather than adding a second one.

@@ -115,7 +115,7 @@ pub async fn upsert(State(state): State<Arc<AppState>>, Path(name): Path<String>
 
 async fn do_upsert(ctx: &Ctx<'_>, body: &Value) -> Result<(), QdrantError> {
     let inputs = upsert_inputs(ctx, body)?;
-    ctx.service.upsert_points(&ctx.collection.name(), inputs).await?;
+    ctx.service.upsert_points(&ctx.name, inputs).await?;
     Ok(())
 }
 
@@ -215,7 +215,7 @@ pub async fn count(State(state): State<Arc<AppState>>, Path(name): Path<String>,
     let ctx = Ctx::open(&state, &name)?;
     let clause = filter::parse(body.get("filter").unwrap_or(&Value::Null), &ctx.view).map_err(bad)?;
     let filter = clause.filter(|c| !c.is_empty()).map(|c| crate::engine::Filter::Condition(Arc::new(c)));
-    let count = ctx.service.count_documents(&ctx.collection.name(), filter).await?;
+    let count = ctx.service.count_documents(&ctx.name, filter).await?;
     Ok(started.ok(json!({"count": count})))
 }
 
@@ -229,7 +229,7 @@ async fn do_delete(ctx: &Ctx<'_>, body: &Value) -> Result<(), QdrantError> {
     let selector = request::selector(body, &ctx.view)?;
     let ids = ctx.service.selected(&ctx.collection, selector).await?;
     if !ids.is_empty() {
-        ctx.service.delete_documents(&ctx.collection.name(), Some(ids), None).await?;
+        ctx.service.delete_documents(&ctx.name, Some(ids), None).await?;
     }
     Ok(())
 }
@@ -240,7 +240,7 @@ fn object(body: &Value, key: &str) -> Result<Map<String, Value>, QdrantError> {
 
 async fn change(ctx: &Ctx<'_>, body: &Value, change: PayloadChange) -> Result<(), QdrantError> {
     let selector = request::selector(body, &ctx.view)?;
-    ctx.service.change_payload(&ctx.collection, selector, change).await?;
+    ctx.service.change_payload(&ctx.name, selector, change).await?;
     Ok(())
 }
 
@@ -284,7 +284,7 @@ async fn do_update_vectors(ctx: &Ctx<'_>, body: &Value) -> Result<(), QdrantErro
         let dense = given.dense.ok_or_else(|| bad(format!("{at}: update_vectors takes dense vectors (a Document point is re-written by upserting it)")))?;
         vectors.push((key, dense));
     }
-    ctx.service.replace_vectors(&ctx.collection, vectors).await?;
+    ctx.service.replace_vectors(&ctx.name, vectors).await?;
     Ok(())
 }
 

@@ -49,17 +49,12 @@ pub struct UploadParams {
 pub async fn upload(State(state): State<Arc<AppState>>, Path(name): Path<String>, Query(params): Query<UploadParams>, started: Started, request: Request) -> Result<Response, QdrantError> {
     let service = loaded(&state)?;
     crate::engine::validate_collection_name(&name).map_err(|e| QdrantError::bad_request(e.to_string()))?;
-    let path = service.upload_path();
-    snapshot_io::receive(request, &path, state.limits.max_snapshot_bytes).await?;
-    let result = async {
-        if let Some(expected) = params.checksum {
-            check_sha256(&path, &expected).await?;
-        }
-        service.restore_snapshot(path.clone(), Some(name), true).await.map_err(QdrantError::from)
+    let upload = snapshot_io::Upload::new(service.upload_path());
+    snapshot_io::receive(request, upload.path(), state.limits.max_snapshot_bytes).await?;
+    if let Some(expected) = params.checksum {
+        check_sha256(upload.path(), &expected).await?;
     }
-    .await;
-    let _ = std::fs::remove_file(&path);
-    result?;
+    service.restore_snapshot(upload.path().to_owned(), Some(name), true).await.map_err(QdrantError::from)?;
     Ok(started.ok(json!(true)))
 }
 
