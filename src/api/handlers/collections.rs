@@ -15,6 +15,15 @@ use crate::domain::{Chunking, IndexBackend, Metric};
 use crate::engine::Collection;
 use crate::service::{ChunkingChoice, NewCollection};
 
+/// A request's `chunking`: absent → the model's default, `null` → one passage per document.
+pub fn chunking_choice(requested: Option<Option<ChunkingConfig>>) -> ChunkingChoice {
+    match requested {
+        None => ChunkingChoice::Default,
+        Some(None) => ChunkingChoice::Off,
+        Some(Some(c)) => ChunkingChoice::Custom(Chunking { max_tokens: c.max_tokens, overlap_tokens: c.overlap_tokens }),
+    }
+}
+
 pub fn metric_from(name: MetricName) -> Metric {
     match name {
         MetricName::Cosine => Metric::Cosine,
@@ -76,11 +85,7 @@ pub async fn create_collection(
 ) -> Result<(StatusCode, Json<CollectionInfo>), ApiError> {
     let service = state.loaded()?;
     let hnsw = request.hnsw.unwrap_or_default();
-    let chunking = match request.chunking {
-        None => ChunkingChoice::Default,
-        Some(None) => ChunkingChoice::Off,
-        Some(Some(c)) => ChunkingChoice::Custom(Chunking { max_tokens: c.max_tokens, overlap_tokens: c.overlap_tokens }),
-    };
+    let chunking = chunking_choice(request.chunking);
     let new = NewCollection {
         name: request.name,
         model: request.model,

@@ -11,9 +11,7 @@ use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
 use crate::api::types::{ChunkingConfig, JobInfo, JobList, JobStateName, ReembedRequest};
-use crate::domain::Chunking;
 use crate::service::reembed::{JobState, JobStatus};
-use crate::service::ChunkingChoice;
 
 fn job_info(status: JobStatus) -> JobInfo {
     let r = status.record;
@@ -51,11 +49,7 @@ pub async fn start_reembed(
     ApiJson(request): ApiJson<ReembedRequest>,
 ) -> Result<(StatusCode, Json<JobInfo>), ApiError> {
     let service = state.loaded()?.clone();
-    let chunking = match request.chunking {
-        None => ChunkingChoice::Default,
-        Some(None) => ChunkingChoice::Off,
-        Some(Some(c)) => ChunkingChoice::Custom(Chunking { max_tokens: c.max_tokens, overlap_tokens: c.overlap_tokens }),
-    };
+    let chunking = super::collections::chunking_choice(request.chunking);
     gate.commit()?;
     let status = tokio::task::spawn_blocking(move || service.start_reembed(&name, &request.model, chunking)).await??;
     Ok((StatusCode::ACCEPTED, Json(job_info(status))))
