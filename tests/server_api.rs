@@ -267,13 +267,19 @@ fn openapi_lists_every_route_and_metrics_are_prometheus_text() {
         ("/collections/{name}/rebuild", vec!["post"]),
         ("/aliases", vec!["get"]),
         ("/aliases/{alias}", vec!["put", "delete"]),
+        ("/collections/{name}/snapshots", vec!["get", "post"]),
+        ("/collections/{name}/snapshots/{snapshot}", vec!["get", "delete"]),
+        ("/collections/{name}/snapshots/upload", vec!["post"]),
+        ("/collections/{name}/reembed", vec!["post"]),
+        ("/jobs", vec!["get"]),
+        ("/jobs/{id}", vec!["get", "delete"]),
     ] {
         assert!(paths.contains(path), "{path} missing from the OpenAPI document");
         for method in methods {
             assert!(spec["paths"][path][method].is_object(), "{method} {path} missing");
         }
     }
-    assert_eq!(paths.len(), 18, "the document lists a route the server does not have: {paths:?}");
+    assert_eq!(paths.len(), 24, "the document lists a route the server does not have: {paths:?}");
 
     assert_eq!(server.post("/collections", &json!({"name": "m"})).0, 201);
     assert_eq!(server.post("/collections/m/documents", &json!({"documents": [{"text": "hello"}]})).0, 200);
