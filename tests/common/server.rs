@@ -39,11 +39,14 @@ impl Server {
         // Tests run on MiniLM (6 layers: twice as fast as the default bge-small) unless they name
         // a model; tests/models.rs covers the default.
         let model: &[&str] = if extra.contains(&"--model") { &[] } else { &["--model", "minilm-l6-v2"] };
+        // Quiet unless a test asks for a log level (a path that only runs when logged).
+        let log: &[&str] = if extra.contains(&"--log") { &[] } else { &["--log", "warn"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_akidb"))
-            .args(["serve", "--port", "0", "--device", "cpu", "--log", "warn", "--data-dir"])
+            .args(["serve", "--port", "0", "--device", "cpu", "--data-dir"])
             .arg(data_dir)
             .args(if qdrant { &[][..] } else { &["--qdrant-port", "0"][..] })
             .args(model)
+            .args(log)
             .args(extra)
             .current_dir(cwd)
             .env_remove("AKIDB_API_KEY")
