@@ -11,9 +11,8 @@
 //! 1. `maintenance` — a dump or a compaction, for its whole run;
 //! 2. `writer` — one write at a time, store then indexes (a switch — `Engine::switch` — holds
 //!    it on the collection it retires, and may then write into the collection taking its name,
-//!    and take the engine's `ddl`);
-//! 2½. `watches` — the registered watches (`watch.rs`), read by writers under `writer`, each
-//!    with its own small lock below this one;
+//!    and take the engine's `ddl`); under it, `watches` — the registered watches
+//!    (`watch.rs`), read by writers — each with its own small lock below that one;
 //! 3. `payload` — the payload index (read by searches for the length of a filtered walk);
 //! 4. the graph's one lock, inside `LiveGraph`;
 //! 5. the lexical index's locks, inside `LexicalIndex` (its searches call back into `payload`
@@ -305,20 +304,7 @@ impl Collection {
     /// snapshot's): widths and values are checked, vectors are not normalized again (that could
     /// move their last bits).
     pub fn upsert_as_is(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<(), EngineError> {
-        for doc in &documents {
-            super::validate_document_id(&doc.id)?;
-            if doc.passages.is_empty() {
-                return Err(EngineError::InvalidDocument(format!("document '{}' has no passages", doc.id)));
-            }
-            for passage in &doc.passages {
-                if passage.vector.len() != self.config.dims {
-                    return Err(EngineError::DimensionMismatch { expected: self.config.dims, got: passage.vector.len() });
-                }
-                if passage.vector.iter().any(|v| !v.is_finite() || v.abs() > MAX_COMPONENT) {
-                    return Err(EngineError::InvalidVector(format!("document '{}' has a vector with NaN, infinity or a component beyond ±{MAX_COMPONENT:e}", doc.id)));
-                }
-            }
-        }
+        let documents = self.check_documents(documents, false)?;
         let (_, lexical) = {
             let _writer = self.lock_writer(None)?;
             self.write_locked(&documents)?
@@ -354,17 +340,7 @@ impl Collection {
 
     /// Checks and prepares a vector for this collection: right width, finite, normalized for cosine.
     pub fn prepare_vector(&self, mut vector: Vec<f32>) -> Result<Vec<f32>, EngineError> {
-        let dims = self.config.dims;
-        if vector.len() != dims {
-            return Err(EngineError::DimensionMismatch { expected: dims, got: vector.len() });
-        }
-        if vector.iter().any(|v| !v.is_finite()) {
-            return Err(EngineError::InvalidVector("vector contains NaN or infinity".into()));
-        }
-        // Larger components overflow f32 dot products and l2 distances into infinity or NaN.
-        if vector.iter().any(|v| v.abs() > MAX_COMPONENT) {
-            return Err(EngineError::InvalidVector(format!("vector components must be within ±{MAX_COMPONENT:e}")));
-        }
+        self.check_vector(&vector)?;
         if self.config.metric == Metric::Cosine {
             // In f64: squares of tiny or huge f32 components neither underflow nor overflow.
             // A zero vector stays zero (cosine 0 to everything), as Qdrant and
@@ -378,6 +354,22 @@ impl Collection {
         Ok(vector)
     }
 
+    /// Right width, finite, bounded: what every stored vector must be.
+    fn check_vector(&self, vector: &[f32]) -> Result<(), EngineError> {
+        let dims = self.config.dims;
+        if vector.len() != dims {
+            return Err(EngineError::DimensionMismatch { expected: dims, got: vector.len() });
+        }
+        if vector.iter().any(|v| !v.is_finite()) {
+            return Err(EngineError::InvalidVector("vector contains NaN or infinity".into()));
+        }
+        // Larger components overflow f32 dot products and l2 distances into infinity or NaN.
+        if vector.iter().any(|v| v.abs() > MAX_COMPONENT) {
+            return Err(EngineError::InvalidVector(format!("vector components must be within ±{MAX_COMPONENT:e}")));
+        }
+        Ok(())
+    }
+
     /// Writes documents with their passages (all or none) and indexes them, in the graph and
     /// the lexical index. Returns once the write is durable and searchable both ways.
     pub fn upsert(self: &Arc<Self>, documents: Vec<NewDocument>) -> Result<Vec<Written>, EngineError> {
@@ -387,7 +379,7 @@ impl Collection {
     /// `upsert`, giving the documents back (prepared: vectors checked and normalized) when a
     /// switch retired this collection, so the caller can send them where its name now leads.
     pub fn try_upsert(self: &Arc<Self>, documents: Vec<NewDocument>, expected: Option<&str>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
-        let documents = self.prepare_documents(documents)?;
+        let documents = self.check_documents(documents, true)?;
         fail::fail_point!("collection.upsert.before_store");
         let (written, lexical) = {
             let _writer = match self.lock_writer(expected) {
@@ -420,7 +412,7 @@ impl Collection {
             if documents.is_empty() {
                 return Ok(0);
             }
-            let documents = self.prepare_documents(documents)?;
+            let documents = self.check_documents(documents, true)?;
             let (_, lexical) = self.write_locked(&documents)?;
             (documents.len(), lexical)
         };
@@ -462,8 +454,10 @@ impl Collection {
         Ok(count)
     }
 
-    /// Checks documents before a write: valid ids, passages, vectors prepared.
-    fn prepare_documents(&self, documents: Vec<NewDocument>) -> Result<Vec<NewDocument>, EngineError> {
+    /// Checks documents before a write: valid ids, passages, vectors checked, and prepared
+    /// (normalized for cosine) unless they were prepared by a collection like this one before
+    /// (a snapshot's: normalizing again could move their last bits).
+    fn check_documents(&self, documents: Vec<NewDocument>, prepare: bool) -> Result<Vec<NewDocument>, EngineError> {
         documents
             .into_iter()
             .map(|mut doc| {
@@ -472,7 +466,11 @@ impl Collection {
                     return Err(EngineError::InvalidDocument(format!("document '{}' has no passages", doc.id)));
                 }
                 for passage in &mut doc.passages {
-                    passage.vector = self.prepare_vector(std::mem::take(&mut passage.vector))?;
+                    if prepare {
+                        passage.vector = self.prepare_vector(std::mem::take(&mut passage.vector))?;
+                    } else {
+                        self.check_vector(&passage.vector)?;
+                    }
                 }
                 Ok(doc)
             })
@@ -1180,10 +1178,6 @@ pub struct SnapshotReader {
 }
 
 impl SnapshotReader {
-    pub fn collection(&self) -> &Arc<Collection> {
-        &self.collection
-    }
-
     /// Up to about `limit` documents (more only at the very end); empty when all were read.
     pub fn next_batch(&mut self, limit: usize) -> Result<Vec<NewDocument>, EngineError> {
         if self.finished {
@@ -1240,14 +1234,6 @@ pub struct Addressed {
 }
 
 impl Addressed {
-    pub fn collection(&self) -> &Arc<Collection> {
-        &self.collection
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn try_upsert(&self, documents: Vec<NewDocument>) -> Result<Result<Vec<Written>, Vec<NewDocument>>, EngineError> {
         self.collection.try_upsert(documents, Some(&self.name))
     }

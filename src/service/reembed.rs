@@ -354,7 +354,7 @@ impl Service {
         // order: aliases, then the collection's writer (as a restore's switch takes them).
         let aliases = self.aliases_lock.lock();
         // Drops take the alias lock too: the name is still this collection's for the switch.
-        if self.engine.collection(&record.collection).map(|c| c.id() == source.id()).unwrap_or(false) == false {
+        if !self.engine.collection(&record.collection).is_ok_and(|c| c.id() == source.id()) {
             return Err(ServiceError::Conflict(format!("collection '{}' was dropped or replaced while it was re-embedded", record.collection)));
         }
         let hold = source.hold_writes()?;
