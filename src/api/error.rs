@@ -98,6 +98,7 @@ impl From<EngineError> for ApiError {
             EngineError::Store(StoreError::CollectionNotFound(_)) => ApiError::not_found("collection_not_found", message),
             EngineError::Store(_) => ApiError::internal(message),
             EngineError::Moved(_) => ApiError::unavailable("collection_switched", message),
+            EngineError::SnapshotRunning(_) => ApiError::new(StatusCode::CONFLICT, "snapshot_running", message),
         }
     }
 }

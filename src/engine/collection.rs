@@ -247,7 +247,12 @@ impl Collection {
     pub fn begin_snapshot(self: &Arc<Self>) -> Result<SnapshotReader, EngineError> {
         let log = Arc::new(SnapshotLog::default());
         let _writer = self.lock_writer(None)?;
-        self.watches.lock().push(Watch::Snapshot(log.clone()));
+        let mut watches = self.watches.lock();
+        if watches.iter().any(|w| matches!(w, Watch::Snapshot(_))) {
+            return Err(EngineError::SnapshotRunning(self.name().to_string()));
+        }
+        watches.push(Watch::Snapshot(log.clone()));
+        drop(watches);
         Ok(SnapshotReader { collection: self.clone(), log, after: None, finished: false })
     }
 

@@ -54,6 +54,9 @@ pub enum EngineError {
     /// (a restore or a re-embed): the service retries by name.
     #[error("collection '{0}' was replaced while the request was on its way; retry it")]
     Moved(String),
+    /// One snapshot per collection at a time: each costs a thread, a watch and before-images.
+    #[error("a snapshot of collection '{0}' is being written; try again when it is done")]
+    SnapshotRunning(String),
 }
 
 impl From<StoreError> for EngineError {

@@ -109,13 +109,9 @@ impl Service {
     /// Writes a snapshot of the collection as it is now; writes go on meanwhile.
     pub async fn create_snapshot(&self, name: &str) -> Result<SnapshotInfo, ServiceError> {
         let collection = self.collection(name)?;
-        // One at a time per collection: each costs a thread, a watch and before-images.
-        let Some(_running) = SnapshotSlot::take(&collection) else {
-            return Err(ServiceError::Conflict(format!("a snapshot of collection '{}' is being written; try again when it is done", collection.name())));
-        };
         let annex = self.engine.store().annex(collection.id()).map_err(EngineError::from)?;
         let dir = self.snapshot_dir(&collection.name());
-        let result = blocking(move || {
+        blocking(move || {
             // A snapshot reads the whole collection: at background priority, like dumps.
             let thread = std::thread::Builder::new().name("akidb-snapshot".into()).spawn(move || {
                 crate::engine::run_as_background_thread();
@@ -123,8 +119,7 @@ impl Service {
             });
             thread.map_err(|e| ServiceError::Worker(e.to_string()))?.join().map_err(|_| ServiceError::Worker("the snapshot thread panicked".into()))?
         })
-        .await;
-        result
+        .await
     }
 
     /// The snapshots kept for a collection, newest first.
@@ -269,7 +264,7 @@ fn write_snapshot(collection: &Arc<Collection>, annex: Option<Vec<u8>>, dir: &Pa
     };
     let header = Header { config: CollectionConfig { name: collection.name().to_string(), ..header.config }, ..header };
     let path = dir.join(&name);
-    let totals = snapshot::write_atomically(&path, |out| {
+    let (totals, crc) = snapshot::write_atomically(&path, |out| {
         let mut writer = SnapshotWriter::new(out, &header)?;
         let mut synced = 0u64;
         loop {
@@ -289,43 +284,11 @@ fn write_snapshot(collection: &Arc<Collection>, annex: Option<Vec<u8>>, dir: &Pa
             // Rests as long as it worked: half the disk and a core left to requests.
             std::thread::sleep(started.elapsed());
         }
-        let (_, totals) = writer.finish()?;
-        Ok(totals)
+        let (_, totals, crc) = writer.finish()?;
+        Ok((totals, crc))
     })?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let checksum = trailer_crc(&path);
+    let checksum = Some(format!("{crc:08x}"));
     tracing::info!(collection = %collection.name(), snapshot = %name, documents = totals.documents, size, "snapshot written");
     Ok(SnapshotInfo { name, size, created_at_ms, documents: Some(totals.documents), passages: Some(totals.passages), checksum })
-}
-
-/// The CRC-32 a file's trailer holds, as hex.
-fn trailer_crc(path: &Path) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    file.seek(SeekFrom::End(-12)).ok()?;
-    let mut crc = [0u8; 4];
-    file.read_exact(&mut crc).ok()?;
-    Some(format!("{:08x}", u32::from_le_bytes(crc)))
-}
-
-/// The collections with a snapshot being written (by id), one at a time each.
-static SNAPSHOTTING: parking_lot::Mutex<Vec<String>> = parking_lot::Mutex::new(Vec::new());
-
-struct SnapshotSlot(String);
-
-impl SnapshotSlot {
-    fn take(collection: &Collection) -> Option<Self> {
-        let mut running = SNAPSHOTTING.lock();
-        if running.iter().any(|id| id == collection.id()) {
-            return None;
-        }
-        running.push(collection.id().to_owned());
-        Some(SnapshotSlot(collection.id().to_owned()))
-    }
-}
-
-impl Drop for SnapshotSlot {
-    fn drop(&mut self) {
-        SNAPSHOTTING.lock().retain(|id| *id != self.0);
-    }
 }

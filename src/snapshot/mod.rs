@@ -158,8 +158,9 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
-    /// Writes the totals and the trailer; returns the writer (flushed) and the totals.
-    pub fn finish(mut self) -> std::io::Result<(W, Totals)> {
+    /// Writes the totals and the trailer; returns the writer (flushed), the totals and the
+    /// CRC-32 the trailer holds.
+    pub fn finish(mut self) -> std::io::Result<(W, Totals, u32)> {
         let totals = serde_json::to_vec(&self.totals).map_err(std::io::Error::other)?;
         self.frame(END, &totals)?;
         let crc = self.crc.clone().finalize();
@@ -167,7 +168,7 @@ impl<W: Write> SnapshotWriter<W> {
         self.out.write_all(&crc.to_le_bytes())?;
         self.out.write_all(&self.bytes.to_le_bytes())?;
         self.out.flush()?;
-        Ok((self.out, self.totals))
+        Ok((self.out, self.totals, crc))
     }
 }
 
@@ -372,7 +373,7 @@ mod tests {
         let mut writer = SnapshotWriter::new(Vec::new(), &header).unwrap();
         writer.documents(&docs[..1]).unwrap();
         writer.documents(&docs[1..]).unwrap();
-        let (bytes, totals) = writer.finish().unwrap();
+        let (bytes, totals, _) = writer.finish().unwrap();
         assert_eq!(totals, Totals { documents: 2, passages: 3 });
         (bytes, docs)
     }

@@ -30,7 +30,8 @@ pub fn description(info: SnapshotInfo) -> SnapshotDescription {
 #[utoipa::path(post, path = "/collections/{name}/snapshots", tag = "snapshots", summary = "Snapshot a collection while it serves",
     description = "Writes one file holding the collection as it is at this moment (config, documents with texts and metadata, passages with their vectors) while searches and writes go on; writes made meanwhile are not in it. The file is akidb's own versioned format with a checksum over the whole file: restore it here (`/snapshots/upload`, `akidb restore`); `akidb export` is the way to Qdrant.",
     params(("name" = String, Path)),
-    responses((status = 201, description = "The snapshot", body = SnapshotDescription), (status = 404, description = "No such collection", body = ErrorBody)))]
+    responses((status = 201, description = "The snapshot", body = SnapshotDescription), (status = 404, description = "No such collection", body = ErrorBody),
+              (status = 409, description = "A snapshot of this collection is being written", body = ErrorBody)))]
 pub async fn create_snapshot(State(state): State<Arc<AppState>>, Extension(gate): Extension<WriteGate>, Path(name): Path<String>) -> Result<(StatusCode, Json<SnapshotDescription>), ApiError> {
     let service = state.loaded()?;
     // A snapshot runs to its end once begun: the answer waits for it rather than time out
