@@ -53,10 +53,12 @@ pub enum IndexBackend {
     UsearchI8,
     /// hnsw_rs: the backend of collections created before schema v5.
     HnswRs,
+    /// akidb's own HNSW (src/index/native).
+    Hnsw,
 }
 
 impl IndexBackend {
-    pub const ALL: [IndexBackend; 4] = [IndexBackend::Usearch, IndexBackend::UsearchF16, IndexBackend::UsearchI8, IndexBackend::HnswRs];
+    pub const ALL: [IndexBackend; 5] = [IndexBackend::Usearch, IndexBackend::UsearchF16, IndexBackend::UsearchI8, IndexBackend::HnswRs, IndexBackend::Hnsw];
 
     /// The name the API and the config use.
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl IndexBackend {
             IndexBackend::UsearchF16 => "usearch_f16",
             IndexBackend::UsearchI8 => "usearch_i8",
             IndexBackend::HnswRs => "hnsw_rs",
+            IndexBackend::Hnsw => "hnsw",
         }
     }
 }

@@ -132,6 +132,8 @@ pub enum BackendName {
     UsearchI8,
     /// hnsw_rs (collections made before backends were selectable).
     HnswRs,
+    /// akidb's own HNSW: f32 vectors, SIMD kernels picked at run time.
+    Hnsw,
 }
 
 #[derive(Deserialize, ToSchema, Default)]

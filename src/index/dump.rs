@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::distance::DistNegDot;
-use super::{HnswIndex, IndexError, IndexSpec, UsearchIndex, VectorIndex};
+use super::{native, HnswIndex, IndexError, IndexSpec, NativeIndex, UsearchIndex, VectorIndex};
 use crate::domain::IndexBackend;
 use crate::store::{Metric, PointId};
 
@@ -160,6 +160,20 @@ pub fn load(dir: &Path, spec: &IndexSpec) -> Result<Option<(Box<dyn VectorIndex>
     let manifest: DumpManifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("{MANIFEST}: {e}")))?;
     if manifest.format != FORMAT || manifest.metric != metric || manifest.dims != dims || manifest.backend != spec.backend {
         return Err(bad(format!("made for format {} / {:?} / {} dims / {}", manifest.format, manifest.metric, manifest.dims, manifest.backend.as_str())));
+    }
+    if spec.backend == IndexBackend::Hnsw {
+        // Read once: the bytes checked are the bytes decoded.
+        let file = manifest.files.iter().find(|f| f.name == native::GRAPH_FILE).ok_or_else(|| bad(format!("no {}", native::GRAPH_FILE)))?;
+        let bytes = fs::read(dump_dir.join(&file.name)).map_err(|e| bad(format!("{}: {e}", file.name)))?;
+        let crc32 = crc32fast::hash(&bytes);
+        if (bytes.len() as u64, crc32) != (file.len, file.crc32) {
+            return Err(bad(format!("{} has length {} and crc {crc32:08x}, expected {} and {:08x}", file.name, bytes.len(), file.len, file.crc32)));
+        }
+        let index = NativeIndex::load(&bytes, metric, &spec.params, dims).map_err(bad)?;
+        if index.len() != manifest.points {
+            return Err(bad(format!("holds {} points, manifest says {}", index.len(), manifest.points)));
+        }
+        return Ok(Some((Box::new(index), manifest)));
     }
     for file in &manifest.files {
         let (len, crc32) = checksum(&dump_dir.join(&file.name)).map_err(|e| bad(e.to_string()))?;

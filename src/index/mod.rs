@@ -8,12 +8,14 @@
 mod distance;
 pub mod dump;
 mod hnsw;
+pub mod native;
 pub mod usearch;
 
 use std::path::Path;
 
 pub use distance::distance_from_dot;
 pub use hnsw::{background_pool, HnswIndex, MAX_M};
+pub use native::NativeIndex;
 pub use usearch::{Quantization, UsearchIndex};
 
 use crate::domain::IndexBackend;
@@ -130,6 +132,7 @@ pub fn new_index(spec: &IndexSpec, expected_points: usize) -> Result<Box<dyn Vec
                 Metric::L2 => Box::new(HnswIndex::new(params, expected_points, hnsw_rs::prelude::DistL2)),
             })
         }
+        IndexBackend::Hnsw => return Ok(Box::new(NativeIndex::new(spec.metric, spec.dims, params, expected_points))),
         IndexBackend::Usearch => Quantization::F32,
         IndexBackend::UsearchF16 => Quantization::F16,
         IndexBackend::UsearchI8 => Quantization::I8,

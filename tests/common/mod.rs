@@ -194,6 +194,10 @@ macro_rules! per_backend {
                 fn hnsw_rs() {
                     common::with_backend(akidb::domain::IndexBackend::HnswRs, body)
                 }
+                #[test]
+                fn hnsw() {
+                    common::with_backend(akidb::domain::IndexBackend::Hnsw, body)
+                }
             }
         )*
     };

@@ -46,6 +46,7 @@ fn backend_from(name: BackendName) -> IndexBackend {
         BackendName::UsearchF16 => IndexBackend::UsearchF16,
         BackendName::UsearchI8 => IndexBackend::UsearchI8,
         BackendName::HnswRs => IndexBackend::HnswRs,
+        BackendName::Hnsw => IndexBackend::Hnsw,
     }
 }
 
@@ -55,6 +56,7 @@ fn backend_name(backend: IndexBackend) -> BackendName {
         IndexBackend::UsearchF16 => BackendName::UsearchF16,
         IndexBackend::UsearchI8 => BackendName::UsearchI8,
         IndexBackend::HnswRs => BackendName::HnswRs,
+        IndexBackend::Hnsw => BackendName::Hnsw,
     }
 }
 
