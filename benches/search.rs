@@ -23,20 +23,38 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn glove(rows: usize) -> Vec<Vec<f32>> {
-    let path = repo().join("testdata/glove_6B_50d_emb.npy");
+/// The vector set: `AKIDB_BENCH_DATA` (a float32 `.npy`, C or Fortran order), by default
+/// GloVe-50; rows L2-normalized. Returns the rows and their width.
+fn vectors(rows: usize) -> (Vec<Vec<f32>>, usize) {
+    let path = std::env::var("AKIDB_BENCH_DATA").map(PathBuf::from).unwrap_or_else(|_| repo().join("testdata/glove_6B_50d_emb.npy"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup --test-data", path.display()));
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + header_len]).expect("npy header");
-    assert!(header.contains("'fortran_order': True") && header.contains("(400000, 50)"), "unexpected {header}");
+    assert!(header.contains("'descr': '<f4'"), "float32 expected: {header}");
+    let shape = header.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).expect("npy shape");
+    let dims: Vec<usize> = shape.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+    let (total, width) = (dims[0], dims[1]);
+    assert!(rows <= total, "{} holds {total} rows, {rows} wanted", path.display());
+    let fortran = header.contains("'fortran_order': True");
     let data: Vec<f32> = bytes[10 + header_len..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    (0..rows)
+    let rows = (0..rows)
         .map(|i| {
-            let v: Vec<f32> = (0..50).map(|j| data[j * 400_000 + i]).collect();
+            let v: Vec<f32> = (0..width).map(|j| if fortran { data[j * total + i] } else { data[i * width + j] }).collect();
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             v.iter().map(|x| x / norm).collect()
         })
-        .collect()
+        .collect();
+    (rows, width)
+}
+
+/// A backend name, optionally with the kernel capped: `hnsw:avx2` runs the AVX2 + FMA kernels
+/// on an AVX-512 machine (`AKIDB_SIMD`), so one machine measures both paths.
+fn backend_of(name: &str) -> Option<(IndexBackend, Option<&str>)> {
+    let (backend, simd) = match name.split_once(':') {
+        Some((b, simd)) => (b, Some(simd)),
+        None => (name, None),
+    };
+    IndexBackend::ALL.into_iter().find(|b| b.as_str() == backend.trim()).map(|b| (b, simd))
 }
 
 fn rss_bytes() -> u64 {
@@ -73,21 +91,24 @@ fn sweep(queries: &[Vec<f32>], truth: &[Vec<u64>], mut search: impl FnMut(&[f32]
 
 fn main() {
     let n: usize = std::env::var("AKIDB_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let backends: Vec<IndexBackend> = match std::env::var("AKIDB_BENCH_BACKENDS") {
-        Ok(list) => list.split(',').filter_map(|name| IndexBackend::ALL.into_iter().find(|b| b.as_str() == name.trim())).collect(),
-        Err(_) => IndexBackend::ALL.to_vec(),
-    };
+    let names = std::env::var("AKIDB_BENCH_BACKENDS").unwrap_or_else(|_| IndexBackend::ALL.map(|b| b.as_str()).join(","));
+    let backends: Vec<(&str, IndexBackend, Option<&str>)> = names.split(',').filter_map(|name| backend_of(name).map(|(b, simd)| (name.trim(), b, simd))).collect();
     let params = HnswParams::default();
-    let all = glove(n + QUERIES);
+    let (all, dims) = vectors(n + QUERIES);
     let (corpus, queries) = all.split_at(n);
     let truth = truth(corpus, queries);
     let points: Vec<(u64, Vec<f32>)> = corpus.iter().cloned().enumerate().map(|(i, v)| (i as u64, v)).collect();
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    println!("GloVe-50, {n} vectors, {QUERIES} queries, M {} ef_construction {}, build on {threads} threads", params.m, params.ef_construction);
+    println!("{dims}-d, {n} vectors, {QUERIES} queries, M {} ef_construction {}, build on {threads} threads", params.m, params.ef_construction);
 
     let mut results = Vec::new();
-    for backend in backends {
-        let spec = IndexSpec { metric: Metric::Cosine, dims: 50, params, backend };
+    for (name, backend, simd) in backends {
+        match simd {
+            // Read when an index picks its kernels (at creation and at load).
+            Some(simd) => std::env::set_var("AKIDB_SIMD", simd),
+            None => std::env::remove_var("AKIDB_SIMD"),
+        }
+        let spec = IndexSpec { metric: Metric::Cosine, dims, params, backend };
         let rss_before = rss_bytes();
         let started = Instant::now();
         let index = new_index(&spec, n).expect("index");
@@ -102,7 +123,7 @@ fn main() {
         let reload = started.elapsed().as_secs_f64();
         assert_eq!(reloaded.len(), n);
         drop(reloaded);
-        println!("{}: build {build:.1} s, {:.0} B/vector RSS, dump {:.0} B/vector, reload {reload:.2} s", backend.as_str(), rss as f64 / n as f64, dump_bytes as f64 / n as f64);
+        println!("{name}: build {build:.1} s, {:.0} B/vector RSS, dump {:.0} B/vector, reload {reload:.2} s", rss as f64 / n as f64, dump_bytes as f64 / n as f64);
         let mut rows = Vec::new();
         for ef in EFS {
             let (qps, recall) = sweep(queries, &truth, |q| index.search(q, K, ef, None).into_iter().map(|h| h.point).collect());
@@ -110,18 +131,37 @@ fn main() {
             rows.push(serde_json::json!({"ef": ef, "qps": qps, "recall": recall}));
         }
         results.push(serde_json::json!({
-            "backend": backend.as_str(), "build_seconds": build, "rss_bytes": rss, "dump_bytes": dump_bytes, "reload_seconds": reload, "rows": rows,
+            "backend": name, "build_seconds": build, "rss_bytes": rss, "dump_bytes": dump_bytes, "reload_seconds": reload, "rows": rows,
         }));
     }
 
-    // The engine on the default backend: sled writes + payload index + graph, as an ingest would.
+    // AKIDB_BENCH_ENGINE=0 skips the engine part (the index-only comparison of a second set).
+    let (engine_build, filter_rows) = if std::env::var("AKIDB_BENCH_ENGINE").as_deref() == Ok("0") {
+        (0.0, Vec::new())
+    } else {
+        engine_filters(corpus, queries, &truth, dims, params)
+    };
+
+    let out = repo().join("target/bench-results");
+    std::fs::create_dir_all(&out).expect("results dir");
+    let report = serde_json::json!({
+        "n": n, "queries": QUERIES, "m": params.m, "ef_construction": params.ef_construction, "threads": threads,
+        "backends": results, "engine_build_seconds": engine_build, "default_backend": IndexBackend::default().as_str(), "filters": filter_rows,
+    });
+    std::fs::write(out.join("search.json"), serde_json::to_vec_pretty(&report).expect("json")).expect("write results");
+}
+
+/// The engine on the default backend (sled writes + payload index + graph, as an ingest would),
+/// then filtered vs unfiltered search: (seconds to write the corpus, one row per filter).
+fn engine_filters(corpus: &[Vec<f32>], queries: &[Vec<f32>], truth: &[Vec<u64>], dims: usize, params: HnswParams) -> (f64, Vec<serde_json::Value>) {
+    let n = corpus.len();
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::open(dir.path()).expect("engine");
     let config = CollectionConfig {
         id: String::new(),
         name: "glove".into(),
         model: None,
-        dims: 50,
+        dims,
         metric: Metric::Cosine,
         hnsw: params,
         backend: IndexBackend::default(),
@@ -187,13 +227,7 @@ fn main() {
         }
     }
 
-    let out = repo().join("target/bench-results");
-    std::fs::create_dir_all(&out).expect("results dir");
-    let report = serde_json::json!({
-        "n": n, "queries": QUERIES, "m": params.m, "ef_construction": params.ef_construction, "threads": threads,
-        "backends": results, "engine_build_seconds": engine_build, "default_backend": IndexBackend::default().as_str(), "filters": filter_rows,
-    });
-    std::fs::write(out.join("search.json"), serde_json::to_vec_pretty(&report).expect("json")).expect("write results");
+    (engine_build, filter_rows)
 }
 
 fn walk_bytes(dir: &std::path::Path) -> u64 {

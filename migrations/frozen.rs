@@ -188,6 +188,9 @@ pub mod v5 {
         UsearchF16,
         UsearchI8,
         HnswRs,
+        /// Added after v5 was frozen, at the end: every record written before decodes as it did
+        /// (bincode numbers variants in order), so no migration step is needed.
+        Hnsw,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

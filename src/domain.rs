@@ -44,8 +44,7 @@ impl Default for HnswParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum IndexBackend {
-    /// usearch with f32 vectors: the default.
-    #[default]
+    /// usearch with f32 vectors.
     Usearch,
     /// usearch with f16 vectors (cosine only): half the vector bytes.
     UsearchF16,
@@ -53,7 +52,9 @@ pub enum IndexBackend {
     UsearchI8,
     /// hnsw_rs: the backend of collections created before schema v5.
     HnswRs,
-    /// akidb's own HNSW (src/index/native).
+    /// akidb's own HNSW (src/index/native): the default, faster than usearch and hnswlib here
+    /// (benches/results/search.md).
+    #[default]
     Hnsw,
 }
 

@@ -18,7 +18,7 @@ fn stranded(index: &dyn VectorIndex, live: &std::collections::BTreeMap<u64, Vec<
 
 #[test]
 fn every_point_is_reachable_by_its_own_vector_after_bulk_builds_and_churn() {
-    for backend in [IndexBackend::Usearch, IndexBackend::HnswRs] {
+    for backend in [IndexBackend::Usearch, IndexBackend::HnswRs, IndexBackend::Hnsw] {
         let spec = IndexSpec { metric: Metric::Cosine, dims: DIMS, params: HnswParams::default(), backend };
         // Three builds: the stranding depended on how the threads interleaved.
         for build in 0..3u64 {

@@ -376,7 +376,7 @@ fn vectors_brought_by_the_client_are_stored_searched_and_checked() {
     let server = Server::start(dir.path(), &[]);
     let created = server.post("/collections", &json!({"name": "v", "dims": 3, "metric": "cosine"}));
     assert_eq!(created.0, 201, "{}", created.1);
-    assert_eq!((created.1["model"].clone(), created.1["dims"].clone(), created.1["index"]["backend"].clone()), (Value::Null, json!(3), json!("usearch")));
+    assert_eq!((created.1["model"].clone(), created.1["dims"].clone(), created.1["index"]["backend"].clone()), (Value::Null, json!(3), json!("hnsw")));
     let added = server.post(
         "/collections/v/documents",
         &json!({"documents": [

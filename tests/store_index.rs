@@ -41,7 +41,7 @@ fn assert_same_results(after: &[Vec<String>], before: &[Vec<String>], what: &str
     assert!(shared as f64 >= 0.99 * total as f64, "after {what}: {shared} of {total} hits agree");
 }
 
-// Every test below runs once per index backend (`per_backend!`: mod <test> { usearch, usearch_f16, usearch_i8, hnsw_rs }).
+// Every test below runs once per index backend (`per_backend!`: mod <test> { usearch, usearch_f16, usearch_i8, hnsw_rs, hnsw }).
 per_backend! {
     fn recall_at_10_on_20k_glove_vectors_is_at_least_095() {
         let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,8 @@ import time
 import hnswlib
 import numpy as np
 
+from machine import cpu
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -36,7 +38,9 @@ def main():
     subprocess.run(["cargo", "bench", "--bench", "search"], cwd=REPO, check=True, env={**os.environ, "AKIDB_BENCH_N": str(n)})
     with open(os.path.join(REPO, "target", "bench-results", "search.json")) as f:
         ours = json.load(f)
-    raw = np.load(os.path.join(REPO, "testdata", "glove_6B_50d_emb.npy"), mmap_mode="r")
+    data_path = os.environ.get("AKIDB_BENCH_DATA") or os.path.join(REPO, "testdata", "glove_6B_50d_emb.npy")
+    label = os.environ.get("AKIDB_BENCH_LABEL", "GloVe-50")
+    raw = np.load(data_path, mmap_mode="r")
     data = np.ascontiguousarray(raw[: n + ours["queries"]], dtype=np.float32)
     data /= np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
     corpus, queries = data[:n], data[n:]
@@ -69,9 +73,11 @@ def main():
     hl = at_095(hl_rows)
 
     lines = [
-        f"Vector search, GloVe-50 ({n:,} vectors, {len(queries):,} queries, M {ours['m']}, ef_construction {ours['ef_construction']}), "
-        f"queries on 1 thread (one call per query), builds on {ours['threads']}. Machine: {platform.machine()}, {os.cpu_count()} vCPUs; {time.strftime('%Y-%m-%d')}.",
-        "Command: `AKIDB_BENCH_N=%d benches/peers/search_vs_hnswlib`. hnswlib (Python, batched queries) ran in the same run." % n,
+        f"Vector search, {label} ({n:,} vectors, {len(queries):,} queries, M {ours['m']}, ef_construction {ours['ef_construction']}), "
+        f"queries on 1 thread (one call per query), builds on {ours['threads']}. CPU: {cpu()}; {time.strftime('%Y-%m-%d %H:%M')}.",
+        "Command: `%s benches/peers/search_vs_hnswlib`. hnswlib (Python, batched queries, 1 thread) ran in the same run. "
+        "`hnsw:avx2` is the hnsw backend with its kernels capped at AVX2 + FMA (`AKIDB_SIMD=avx2`), the path AVX2-only CPUs take."
+        % " ".join(f"{k}={os.environ[k]}" for k in ("AKIDB_BENCH_N", "AKIDB_BENCH_BACKENDS", "AKIDB_BENCH_DATA", "AKIDB_BENCH_LABEL", "AKIDB_BENCH_ENGINE", "AKIDB_BENCH_OUT") if k in os.environ),
         "",
         "| backend | build s | build / hnswlib | B/vector (RSS) | / hnswlib | reload s | ef at recall 0.95 | QPS there | / hnswlib |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -90,10 +96,11 @@ def main():
     for i, h in enumerate(hl_rows):
         cells = [f"{b['rows'][i]['qps']:.0f} / {b['rows'][i]['recall']:.3f}" for b in ours["backends"]] + [f"{h['qps']:.0f} / {h['recall']:.3f}"]
         lines.append(f"| {h['ef']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Filtered search through the engine ({ours['default_backend']}, sled, payload index; {n:,} documents written in "
-              f"{ours['engine_build_seconds']:.1f} s; 500 queries, k 10, ef 64; auto = the planner's choice; recall against exact filtered search):", "",
-              "| filter | matches | unfiltered QPS | auto QPS | auto / unfiltered | auto recall | exact QPS | graph QPS | graph recall |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if ours["filters"]:
+        lines += ["", f"Filtered search through the engine ({ours['default_backend']}, sled, payload index; {n:,} documents written in "
+                  f"{ours['engine_build_seconds']:.1f} s; 500 queries, k 10, ef 64; auto = the planner's choice; recall against exact filtered search):", "",
+                "| filter | matches | unfiltered QPS | auto QPS | auto / unfiltered | auto recall | exact QPS | graph QPS | graph recall |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for f in ours["filters"]:
         lines.append(f"| {f['label']} | {f['matches']:,} | {f['unfiltered_qps']:.0f} | {f['auto_qps']:.0f} | {f['auto_qps'] / f['unfiltered_qps']:.2f}x | "
                      f"{f['auto_recall']:.3f} | {f['exact_qps']:.0f} | {f['graph_qps']:.0f} | {f['graph_recall']:.3f} |")
@@ -103,6 +110,8 @@ def main():
     name = os.environ.get("AKIDB_BENCH_OUT") or ("search.md" if n == 100_000 else f"search-{n // 1000}k.md")
     with open(os.path.join(REPO, "benches", "results", name), "w") as f:
         f.write(table + "\n")
+    with open(os.path.join(REPO, "benches", "results", name.rsplit(".", 1)[0] + ".json"), "w") as f:
+        json.dump({"cpu": cpu(), "akidb": ours, "hnswlib": {"build_seconds": build, "rss_bytes": memory, "reload_seconds": reload, "rows": hl_rows}}, f, indent=1)
 
 
 if __name__ == "__main__":

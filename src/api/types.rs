@@ -124,7 +124,7 @@ pub enum MetricName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendName {
-    /// usearch, f32 vectors (default).
+    /// usearch, f32 vectors.
     Usearch,
     /// usearch, f16 vectors (cosine only).
     UsearchF16,
@@ -132,14 +132,14 @@ pub enum BackendName {
     UsearchI8,
     /// hnsw_rs (collections made before backends were selectable).
     HnswRs,
-    /// akidb's own HNSW: f32 vectors, SIMD kernels picked at run time.
+    /// akidb's own HNSW: f32 vectors, SIMD kernels picked at run time (default).
     Hnsw,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
-    /// Default: `usearch`.
+    /// Default: `hnsw`.
     pub backend: Option<BackendName>,
 }
 

@@ -203,10 +203,7 @@ impl NativeIndex {
             let width = if l == 0 { graph.m0 } else { graph.m };
             // The new node's own list holds M at every level (hnswlib: M, not M0, on insert).
             let chosen = self.select(&graph, &found, graph.m);
-            {
-                let _own = graph.locks[slot as usize].lock();
-                Graph::set_links(graph.links(slot, l), chosen.iter().map(|n| n.slot));
-            }
+            self.set_own_links(&graph, slot, l, chosen.clone(), width);
             for n in &chosen {
                 self.link_back(&graph, n.slot, slot, n.d, l, width);
             }
@@ -215,6 +212,28 @@ impl NativeIndex {
         if level > top {
             self.entry.store(pack(slot, level), Ordering::Release);
         }
+    }
+
+    /// Writes a new node's list at `level`. A concurrent insert may already have linked itself
+    /// here: it reached the node through a level above, found this list empty and chose the node
+    /// as its neighbour. Overwriting would drop that link and could leave the other node with no
+    /// inbound link at all, so the links found here are kept beside the chosen ones.
+    fn set_own_links(&self, graph: &Graph, slot: u32, level: usize, mut chosen: Vec<Near>, width: usize) {
+        let _own = graph.locks[slot as usize].lock();
+        let list = graph.links(slot, level);
+        let base = graph.vector(slot);
+        let mut merged = false;
+        for n in Graph::neighbours(list) {
+            if !chosen.iter().any(|c| c.slot == n) {
+                chosen.push(Near { d: self.kernel.distance(base, graph.vector(n)), slot: n });
+                merged = true;
+            }
+        }
+        if merged {
+            chosen.sort_unstable();
+            chosen = self.select(graph, &chosen, width);
+        }
+        Graph::set_links(list, chosen.iter().map(|n| n.slot));
     }
 
     /// Adds `new` to `node`'s list at `level`, pruning by the heuristic when it is full.
