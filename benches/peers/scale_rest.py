@@ -1,4 +1,5 @@
-"""400,000 GloVe-50 vectors through the REST API, vectors brought by the client (no model loaded).
+"""400,000 (or 1,000,000) GloVe-50 vectors through the REST API, vectors brought by the client (no
+model loaded), default search settings.
 
 Starts the release build (`akidb serve --model none`) on a fresh data directory, creates
 `{"name": "glove", "dims": 50, "metric": "cosine"}`, and measures:
@@ -8,8 +9,13 @@ Starts the release build (`akidb serve --model none`) on a fresh data directory,
 - restart: SIGTERM (the server dumps its index) and start again: seconds from exec to ready
   (the server prints its address once the collection is loaded and /ready answers 200); then
   kill -9 after more writes and start again (dump plus replay from the store);
-- search: QPS over HTTP on one client, k 10, ef 64, unfiltered and filtered at 0.1 / 1 / 10 / 50 %
-  selectivity, with recall@10 against exact (filtered) search computed here with numpy.
+- search: QPS over HTTP on one client, k 10, default breadth (the server's calibrated ef: the
+  bench waits until the collection reports its calibration), unfiltered and filtered at
+  0.1 / 1 / 10 / 50 % selectivity, with recall@10 against exact (filtered) search computed here
+  with numpy; then p50 / p99 of unfiltered searches from 4 concurrent clients.
+Queries are corpus rows plus Gaussian noise (sigma 0.1 per component). Above 400,000 rows the
+corpus is GloVe again, each further row a GloVe row plus Gaussian noise (sigma 0.05 per component,
+seeded): GloVe has 400,000 rows.
 Writes benches/results/scale.md. Usage: benches/peers/scale_rest [N [BACKEND]]   (N defaults to
 400000; BACKEND to the server's default)
 """
@@ -26,6 +32,8 @@ import threading
 import time
 
 import numpy as np
+
+from machine import cpu
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.path.join(REPO, "target", "release", "akidb")
@@ -75,13 +83,18 @@ class Server:
 
 
 def load_glove(n):
-    """The first n rows, and queries that are not in the corpus: the midpoints of random pairs of
-    rows (GloVe has 400,000 rows, all of which the full run ingests)."""
+    """The first n rows (past 400,000: GloVe rows again plus noise, sigma 0.05), and queries: rows
+    plus Gaussian noise, sigma 0.1."""
     raw = np.load(os.path.join(REPO, "testdata", "glove_6B_50d_emb.npy"), mmap_mode="r")
-    corpus = np.ascontiguousarray(raw[:n], dtype=np.float32)
-    unit = corpus / np.maximum(np.linalg.norm(corpus, axis=1, keepdims=True), 1e-12)
-    pairs = np.random.default_rng(1).integers(0, n, size=(QUERIES, 2))
-    queries = unit[pairs[:, 0]] + unit[pairs[:, 1]]
+    glove = np.ascontiguousarray(raw[: min(n, raw.shape[0])], dtype=np.float32)
+    rng = np.random.default_rng(1)
+    parts = [glove]
+    while sum(len(p) for p in parts) < n:
+        more = min(n - sum(len(p) for p in parts), len(glove))
+        parts.append(glove[:more] + rng.normal(0, 0.05, size=(more, glove.shape[1])).astype(np.float32))
+    corpus = np.concatenate(parts) if len(parts) > 1 else glove
+    picks = rng.integers(0, n, size=QUERIES)
+    queries = corpus[picks] + rng.normal(0, 0.1, size=(QUERIES, corpus.shape[1])).astype(np.float32)
     return corpus, queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
 
 
@@ -114,7 +127,7 @@ def search_qps(server, queries, truth, where=None):
     found = []
     started = time.perf_counter()
     for q in queries:
-        body = {"vector": q.tolist(), "k": 10, "ef": 64, "include": []}
+        body = {"vector": q.tolist(), "k": 10, "include": []}
         if where is not None:
             body["where"] = where
         status, hits = server.request("POST", "/collections/glove/search", body, conn)
@@ -125,19 +138,61 @@ def search_qps(server, queries, truth, where=None):
     return qps, recall
 
 
+def latency(server, queries, clients=4):
+    """p50 and p99 (ms) of unfiltered k=10 searches from `clients` concurrent clients."""
+    times, lock = [], threading.Lock()
+
+    def run(mine):
+        conn = server.connection()
+        for q in mine:
+            started = time.perf_counter()
+            status, _ = server.request("POST", "/collections/glove/search", {"vector": q.tolist(), "k": 10, "include": []}, conn)
+            took = time.perf_counter() - started
+            assert status == 200
+            with lock:
+                times.append(took)
+
+    threads = [threading.Thread(target=run, args=(queries[c::clients],)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3
+
+
+def calibrated(server, n, timeout=600):
+    """Waits for the server to measure the collection's default breadth at about its size."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, info = server.request("GET", "/collections/glove")
+        points = info["index"].get("calibrated_points") or 0
+        if status == 200 and points * 3 >= n * 2:
+            return info["index"]
+        time.sleep(1)
+    raise RuntimeError("the server never calibrated the collection's search breadth")
+
+
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 400_000
     chosen = sys.argv[2] if len(sys.argv) > 2 else None
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=REPO, check=True)
     corpus, queries = load_glove(n)
-    unit = corpus / np.maximum(np.linalg.norm(corpus, axis=1, keepdims=True), 1e-12)
-    scores = queries @ unit.T
     ids = np.arange(n)
-    truths = {None: np.argsort(-scores, axis=1)[:, :10]}
-    for label, _, keep in FILTERS:
-        mask = keep(ids)
-        masked = np.where(mask[None, :], scores, -np.inf)
-        truths[label] = np.argsort(-masked, axis=1)[:, :10]
+    truths = {}
+    masks = {None: np.ones(n, dtype=bool), **{label: keep(ids) for label, _, keep in FILTERS}}
+    tops = {label: [] for label in masks}
+    for start in range(0, n, 100_000):
+        chunk = corpus[start:start + 100_000]
+        scores = queries @ (chunk / np.maximum(np.linalg.norm(chunk, axis=1, keepdims=True), 1e-12)).T
+        for label, mask in masks.items():
+            masked = np.where(mask[None, start:start + len(chunk)], scores, -np.inf)
+            best = np.argsort(-masked, axis=1)[:, :10]
+            tops[label].append((np.take_along_axis(masked, best, axis=1), best + start))
+    for label, parts in tops.items():
+        values = np.concatenate([p[0] for p in parts], axis=1)
+        idx = np.concatenate([p[1] for p in parts], axis=1)
+        order = np.argsort(-values, axis=1)[:, :10]
+        truths[label] = np.take_along_axis(idx, order, axis=1)
     raw_bytes = n * 50 * 4 + sum(len(json.dumps(metadata(i))) for i in range(n))
 
     work = tempfile.mkdtemp(prefix="akidb-scale-")
@@ -154,6 +209,7 @@ def main():
         rss = server.rss()
         status, info = server.request("GET", "/collections/glove")
         assert info["documents"] == n - keep_back, info
+        calibrated(server, n - keep_back)
         server.stop()
         server = Server(work)
         graceful = server.ready_seconds
@@ -164,25 +220,30 @@ def main():
         crashed = server.ready_seconds
         status, info = server.request("GET", "/collections/glove")
         assert info["documents"] == n, info
+        index = calibrated(server, n)
         results = [("unfiltered", n, *search_qps(server, queries, truths[None]))]
         for label, where, keep in FILTERS:
             results.append((label, int(keep(ids).sum()), *search_qps(server, queries, truths[label], where)))
+        p50, p99 = latency(server, queries)
         rss_after = server.rss()
         server.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     unfiltered = results[0][2]
+    data = "GloVe-50 vectors" if n <= 400_000 else f"vectors (400,000 GloVe-50 rows, then GloVe rows plus Gaussian noise sigma 0.05)"
     lines = [
-        f"{n:,} GloVe-50 vectors through REST with vectors supplied (no model loaded), backend {backend}, M 16, ef_construction 200. "
-        f"Machine: {platform.machine()}, {os.cpu_count()} vCPUs; {time.strftime('%Y-%m-%d')}. Command: `benches/peers/scale_rest {n}`.",
+        f"{n:,} {data} through REST with vectors supplied (no model loaded), backend {backend}, M 16, ef_construction 200, default search settings. "
+        f"CPU: {cpu()}; {time.strftime('%Y-%m-%d %H:%M')}. Command: `benches/peers/scale_rest {n}`.",
         "",
         f"- Ingest: {rate:,.0f} vectors/s (batches of {BATCH:,}, 2 clients, each batch durable and searchable when answered).",
         f"- RSS after ingest: {rss / 1e6:.0f} MB; raw data {raw_bytes / 1e6:.0f} MB (vectors {n * 200 / 1e6:.0f} MB + metadata JSON): "
         f"**{rss / raw_bytes:.2f}x** the raw data. After restart and searches: {rss_after / 1e6:.0f} MB ({rss_after / raw_bytes:.2f}x).",
         f"- Restart to ready: {graceful:.2f} s after SIGTERM (dump written at shutdown); {crashed:.2f} s after kill -9 with 10,000 writes after the last dump.",
+        f"- Default breadth: ef {index['search_ef']}, calibrated by the server on {index['calibrated_points']:,} of its points (recall@10 {index['calibrated_recall']:.3f} there).",
+        f"- Unfiltered k=10 searches from 4 concurrent clients: p50 {p50:.2f} ms, p99 {p99:.2f} ms.",
         "",
-        "Search over HTTP, one client, k 10, ef 64, 500 queries (recall@10 against exact search with the same filter):",
+        "Search over HTTP, one client, k 10, default breadth, 500 queries (rows plus noise sigma 0.1; recall@10 against exact search with the same filter):",
         "",
         "| filter | matches | QPS | / unfiltered | recall@10 |",
         "|---|---:|---:|---:|---:|",

@@ -235,6 +235,14 @@ pub struct IndexInfo {
     /// Deleted or replaced points still in the graph (compacted past 20 %).
     pub tombstones: usize,
     pub compacting: bool,
+    /// The breadth (ef) a search that names none uses: the configured `ef_search`, or above it the
+    /// breadth measured to keep recall@10 at 0.97 on the collection's own points.
+    pub search_ef: usize,
+    /// Recall@10 measured at `search_ef` on a sample of the collection's points, and the
+    /// collection's size then; absent until measured (collections of 5,000 points or more, after
+    /// a periodic dump).
+    pub calibrated_recall: Option<f64>,
+    pub calibrated_points: Option<u64>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -204,8 +204,19 @@ fn dump_periodically(engine: Arc<Engine>, every: Duration) -> std::io::Result<st
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new().name("akidb-dump".into()).spawn(move || {
         crate::engine::run_as_background_thread();
+        // At start too: a collection that grew since its last calibration (or a server stopped
+        // before one ran) is measured now, not one interval later.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.calibrate_all())).is_err() {
+            tracing::error!("calibrating search breadths panicked");
+        }
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.dump_all())) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let dumped = engine.dump_all();
+                // After the dump, on the same background thread: measuring the breadth is an exact
+                // scan per sample query, and runs only when a collection grew or shrank by half.
+                engine.calibrate_all();
+                dumped
+            })) {
                 Ok(Ok(())) => tracing::debug!("indexes dumped"),
                 Ok(Err(err)) => tracing::error!(%err, "periodic index dump failed"),
                 Err(_) => tracing::error!("periodic index dump panicked"),

@@ -26,12 +26,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
+use super::calibrate::{self, Calibration};
 use super::filter::Filter;
 use super::graph::{distance, LiveGraph};
 use super::watch::{ChangeLog, SnapshotLog, Watch};
@@ -88,6 +89,10 @@ pub struct Collection {
     backend: Mutex<IndexBackend>,
     /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
     dumped: Mutex<Option<(PointId, usize, usize)>>,
+    /// The default search breadth measured on the collection's own points (`calibrate.rs`).
+    calibration: Mutex<Option<Calibration>>,
+    /// The breadth of a search that gives none: the configured ef, or the calibrated one above it.
+    default_ef: AtomicUsize,
 }
 
 /// Largest vector component accepted (see `prepare_vector`).
@@ -123,7 +128,7 @@ pub struct Scored {
 }
 
 /// Counters for /collections/{name} and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct IndexStats {
     pub documents: usize,
     /// Live passages (points).
@@ -133,6 +138,9 @@ pub struct IndexStats {
     pub graph_points: usize,
     pub tombstones: usize,
     pub compacting: bool,
+    /// The breadth a search without `ef` uses, and the calibration behind it.
+    pub search_ef: usize,
+    pub calibration: Option<Calibration>,
 }
 
 impl Collection {
@@ -184,6 +192,8 @@ impl Collection {
             payload.insert(&points, &document.metadata);
         }
         let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live)?;
+        let calibration = Calibration::load(&index_dir);
+        let ef_search = config.hnsw.ef_search;
         Ok(Collection {
             name: RwLock::new(Arc::from(config.name.as_str())),
             retired: AtomicBool::new(false),
@@ -200,6 +210,8 @@ impl Collection {
             compacting: AtomicBool::new(false),
             backend: Mutex::new(config_backend),
             dumped: Mutex::new(None),
+            default_ef: AtomicUsize::new(calibration.map_or(ef_search, |c| c.ef.max(ef_search))),
+            calibration: Mutex::new(calibration),
         })
     }
 
@@ -340,7 +352,31 @@ impl Collection {
             graph_points: graph.points,
             tombstones: graph.tombstones,
             compacting: self.compacting.load(Ordering::Relaxed),
+            search_ef: self.default_ef.load(Ordering::Relaxed),
+            calibration: *self.calibration.lock(),
         }
+    }
+
+    /// Measures the default search breadth again when the collection grew or shrank by half since
+    /// the last measure (or was never measured and has `calibrate::MIN_POINTS`). Slow (an exact
+    /// scan per sample query): background threads only.
+    pub fn calibrate_if_stale(&self) {
+        let live = self.payload.read().live().clone();
+        let stale = match *self.calibration.lock() {
+            Some(c) => c.stale(live.len()),
+            None => live.len() >= calibrate::MIN_POINTS,
+        };
+        if !stale {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let Some(measured) = calibrate::measure(&self.graph, &live, self.config.metric, self.config.dims, self.config.hnsw.ef_search) else { return };
+        if let Err(err) = measured.save(&self.index_dir) {
+            tracing::warn!(collection = %self.name(), %err, "calibration not saved; it is measured again after a restart");
+        }
+        tracing::info!(collection = %self.name(), points = measured.points, ef = measured.ef, recall = measured.recall, seconds = started.elapsed().as_secs_f32(), "default search breadth calibrated");
+        self.default_ef.store(measured.ef.max(self.config.hnsw.ef_search), Ordering::Relaxed);
+        *self.calibration.lock() = Some(measured);
     }
 
     /// Checks and prepares a vector for this collection: right width, finite, normalized for cosine.
@@ -757,7 +793,7 @@ impl Collection {
         // them with the stored f32 vectors (as Qdrant rescores quantized search).
         let quantized = self.quantized();
         let (k_wanted, k) = (k, if quantized { (2 * k).max(k + 10) } else { k });
-        let ef = ef.unwrap_or(self.config.hnsw.ef_search).max(k);
+        let ef = ef.unwrap_or_else(|| self.default_ef.load(Ordering::Relaxed)).max(k);
         let hits = match filter.filter(|f| !f.matches_everything()) {
             Some(filter) => {
                 let plan = Plan::compile(&self.resolve_filter(filter)?);

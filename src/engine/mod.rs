@@ -4,6 +4,7 @@
 
 pub mod condition;
 mod collection;
+pub mod calibrate;
 mod graph;
 pub mod watch;
 pub mod payload;
@@ -239,6 +240,14 @@ impl Engine {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Measures the default search breadth of every collection that grew or shrank by half since
+    /// it was last measured (`calibrate.rs`). Background work: the periodic dumper runs it.
+    pub fn calibrate_all(&self) {
+        for collection in self.all_collections() {
+            collection.calibrate_if_stale();
+        }
     }
 
     /// Where snapshot files are kept: `data_dir/snapshots`, beside `index`.

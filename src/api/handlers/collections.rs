@@ -73,7 +73,7 @@ pub fn info(collection: &Collection) -> CollectionInfo {
         created_at_ms: config.created_at_ms,
         documents: stats.documents,
         passages: stats.passages,
-        index: IndexInfo { backend: backend_name(collection.backend()), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting },
+        index: IndexInfo { backend: backend_name(collection.backend()), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting, search_ef: stats.search_ef, calibrated_recall: stats.calibration.map(|c| c.recall), calibrated_points: stats.calibration.map(|c| c.points) },
     }
 }
 
