@@ -190,6 +190,7 @@ async fn serve(args: &ServeArgs) -> Result<(), CliError> {
     tokio::task::spawn_blocking(move || -> Result<(), CliError> {
         engine.store().flush().map_err(crate::engine::EngineError::from)?;
         engine.dump_all()?;
+        engine.mark_clean_shutdown()?;
         Ok(())
     })
     .await

@@ -30,13 +30,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use roaring::RoaringTreemap;
 use serde_json::{Map, Value};
 
 use super::calibrate::{self, Calibration};
 use super::filter::Filter;
 use super::graph::{distance, LiveGraph};
 use super::watch::{ChangeLog, SnapshotLog, Watch};
-use super::payload::{PayloadIndex, Plan};
+use super::payload::{file as payload_file, PayloadIndex, Plan};
 use super::EngineError;
 use crate::domain::IndexBackend;
 use crate::index::{self, dump, Hit, IndexSpec, VectorIndex};
@@ -87,8 +88,9 @@ pub struct Collection {
     compacting: AtomicBool,
     /// The graph's backend: the config's, until `rebuild_on` moves the collection to another.
     backend: Mutex<IndexBackend>,
-    /// (next point, graph points, tombstones) at the last dump: an unchanged collection is not dumped again.
-    dumped: Mutex<Option<(PointId, usize, usize)>>,
+    /// (next point, graph points, tombstones, store changes) at the last dump: an unchanged
+    /// collection is not dumped again.
+    dumped: Mutex<Option<(PointId, usize, usize, u64)>>,
     /// The default search breadth measured on the collection's own points (`calibrate.rs`).
     calibration: Mutex<Option<Calibration>>,
     /// The breadth of a search that gives none: the configured ef, or the calibrated one above it.
@@ -147,10 +149,23 @@ impl Collection {
     /// Opens a collection's index: the dump in force plus what the store wrote after it, or a
     /// rebuild from the store when the dump is missing or unusable. Never re-embeds.
     pub fn open(config: CollectionConfig, store: Arc<dyn DocumentStore>, index_root: &std::path::Path) -> Result<Self, EngineError> {
+        Self::open_after(config, store, index_root, false)
+    }
+
+    /// `open`, told whether the last run ended in a clean shutdown (every index written and
+    /// synced): then the lexical index's files are trusted without a checksum pass over them.
+    pub fn open_after(config: CollectionConfig, store: Arc<dyn DocumentStore>, index_root: &std::path::Path, clean: bool) -> Result<Self, EngineError> {
         let (name, id) = (config.name.clone(), config.id.clone());
         let index_dir = dump::collection_dir(index_root, &id);
-        let live: HashSet<PointId> = store.live_points(&id)?.into_iter().collect();
+        let started = std::time::Instant::now();
+        let mut phases: Vec<(&str, f32)> = Vec::new();
+        let mut lap = |phase: &'static str| phases.push((phase, started.elapsed().as_secs_f32()));
         let next_point = store.next_point(&id)?;
+        let payload = open_payload(&*store, &config, &index_dir, next_point)?;
+        // The payload index holds every live point (each document's passages): no scan of the
+        // store's passages for them.
+        let live = payload.live().clone();
+        lap("payload");
         let spec = IndexSpec::of(&config);
         let loaded = dump::load(&index_dir, &spec).and_then(|loaded| match loaded {
             // A dump covering points the store never made durable would let new documents reuse
@@ -182,16 +197,13 @@ impl Collection {
                 rebuild(&*store, &config)?
             }
         };
+        lap("graph");
         let tombstones = dead_points(&*graph, &live);
         let graph = LiveGraph::new(graph, tombstones, config.metric, quantized(config.backend));
         let config_backend = config.backend;
-        let mut payload = PayloadIndex::default();
-        for document in store.documents(&id, None, false)? {
-            let document = document?;
-            let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
-            payload.insert(&points, &document.metadata);
-        }
-        let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live)?;
+        let lexical = open_lexical(&*store, &config, &index_dir, next_point, &live, !clean)?;
+        lap("lexical");
+        tracing::info!(collection = %name, points = live.len(), ?phases, "collection opened (seconds since start, by phase)");
         let calibration = Calibration::load(&index_dir);
         let ef_search = config.hnsw.ef_search;
         Ok(Collection {
@@ -599,7 +611,7 @@ impl Collection {
         if behind == u64::MAX {
             return Ok(());
         }
-        let live: HashSet<PointId> = self.store.live_points(self.id()).map_err(|e| self.named(e))?.into_iter().collect();
+        let live: RoaringTreemap = self.store.live_points(self.id()).map_err(|e| self.named(e))?.into_iter().collect();
         let next_point = self.store.next_point(self.id()).map_err(|e| self.named(e))?;
         replay_lexical(&*self.store, &self.config, &self.lexical, behind, &live, next_point)?;
         self.lexical.cap_watermark(u64::MAX);
@@ -998,7 +1010,8 @@ impl Collection {
         }
         let _writer = self.writer.lock();
         fresh.insert(&self.store.vectors_after(&id, covered.checked_sub(1))?);
-        let live: HashSet<PointId> = self.store.live_points(&id)?.into_iter().collect();
+        // The payload index's live set is the store's under the writer, without a scan.
+        let live = self.payload.read().live().clone();
         let tombstones = dead_points(&*fresh, &live);
         let after = fresh.len();
         let moved = backend != self.backend();
@@ -1051,16 +1064,20 @@ impl Collection {
     /// check and the freeze; searches never wait (see `graph.rs` for the phases).
     pub fn dump(&self) -> Result<(), EngineError> {
         let _maintenance = self.maintenance.lock();
-        let (watermark, graph, state) = {
+        let (watermark, graph, state, (payload, covers)) = {
             let _writer = self.writer.lock();
             let watermark = self.store.next_point(self.id()).map_err(|e| self.named(e))?;
+            let changes = self.store.changes(self.id()).map_err(|e| self.named(e))?;
             let counts = self.graph.counts();
-            let state = (watermark, counts.points, counts.tombstones);
+            let state = (watermark, counts.points, counts.tombstones, changes);
             if *self.dumped.lock() == Some(state) {
                 return Ok(());
             }
             self.fill_graph_holes()?;
-            (watermark, self.graph.freeze(), state)
+            // A copy at this watermark (columns and posting sets: a few MB at 400k points),
+            // encoded and written after the writer is released.
+            let payload = (self.payload.read().clone(), payload_file::Covers { watermark, changes });
+            (watermark, self.graph.freeze(), state, payload)
         };
         let saved = (|| -> Result<(), EngineError> {
             // Every point below the watermark was written by a store call that has returned, so
@@ -1075,6 +1092,9 @@ impl Collection {
         })();
         self.graph.thaw();
         saved?;
+        // After the graph: each file is checked on its own at open, so either order is safe.
+        let path = self.index_dir.join(payload_file::FILE);
+        dump::write_atomically(&path, &payload_file::encode(&payload, covers))?;
         *self.dumped.lock() = Some(state);
         Ok(())
     }
@@ -1121,8 +1141,36 @@ const REPLAY_BATCH: usize = 10_000;
 
 /// Opens the collection's lexical index and brings it up to the store: replays what its last
 /// commit missed, removes what was deleted since (or rebuilds it all, when it is unusable).
-fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId, live: &HashSet<PointId>) -> Result<LexicalIndex, EngineError> {
-    let opened = LexicalIndex::open(&index_dir.join("lexical"), next_point)?;
+/// The payload index: the one persisted at the last dump plus the documents written after it,
+/// when the store changed no older point since (`payload::file`); else rebuilt by reading every
+/// document's metadata.
+fn open_payload(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId) -> Result<PayloadIndex, EngineError> {
+    let path = index_dir.join(payload_file::FILE);
+    let changes = store.changes(&config.id)?;
+    match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|bytes| payload_file::decode(&bytes)) {
+        Ok((mut payload, covers)) if covers.changes == changes && covers.watermark <= next_point => {
+            for (points, metadata) in store.metadata_from(&config.id, covers.watermark)? {
+                payload.insert(&points, &metadata);
+            }
+            return Ok(payload);
+        }
+        Ok((_, covers)) => {
+            tracing::info!(collection = %config.name, recorded = covers.changes, changes, "the store changed older points since the payload index was saved; rebuilding it")
+        }
+        Err(reason) if path.exists() => tracing::warn!(collection = %config.name, %reason, "payload index unusable; rebuilding it from the store"),
+        Err(_) => {}
+    }
+    let mut payload = PayloadIndex::default();
+    for document in store.documents(&config.id, None, false)? {
+        let document = document?;
+        let points: Vec<PointId> = document.passages.iter().map(|p| p.point).collect();
+        payload.insert(&points, &document.metadata);
+    }
+    Ok(payload)
+}
+
+fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir: &std::path::Path, next_point: PointId, live: &RoaringTreemap, verify: bool) -> Result<LexicalIndex, EngineError> {
+    let opened = LexicalIndex::open(&index_dir.join("lexical"), next_point, verify)?;
     let lexical = opened.index;
     let started = std::time::Instant::now();
     let (replayed, removed, change) = replay_lexical(store, config, &lexical, opened.replay_from, live, next_point)?;
@@ -1137,8 +1185,8 @@ fn open_lexical(store: &dyn DocumentStore, config: &CollectionConfig, index_dir:
 /// idempotent) and removes the points it holds that are no longer live. Returns (replayed,
 /// removed, the change to commit). Passages brought with
 /// only a vector have no text and are not indexed (as in `upsert`).
-fn replay_lexical(store: &dyn DocumentStore, config: &CollectionConfig, lexical: &LexicalIndex, from: PointId, live: &HashSet<PointId>, next_point: PointId) -> Result<(usize, usize, u64), EngineError> {
-    let dead: Vec<PointId> = lexical.points()?.into_iter().filter(|p| !live.contains(p)).collect();
+fn replay_lexical(store: &dyn DocumentStore, config: &CollectionConfig, lexical: &LexicalIndex, from: PointId, live: &RoaringTreemap, next_point: PointId) -> Result<(usize, usize, u64), EngineError> {
+    let dead: Vec<PointId> = lexical.points()?.into_iter().filter(|p| !live.contains(*p)).collect();
     let mut change = lexical.write(&[], &dead, 0)?;
     let (mut cursor, mut replayed) = (from.checked_sub(1), 0);
     loop {
@@ -1155,8 +1203,8 @@ fn replay_lexical(store: &dyn DocumentStore, config: &CollectionConfig, lexical:
 
 /// Points in the graph that are no longer live, removed from it where the backend can; the
 /// rest are returned as tombstones.
-fn dead_points(graph: &dyn VectorIndex, live: &HashSet<PointId>) -> HashSet<PointId> {
-    let dead: Vec<PointId> = graph.point_set().into_iter().filter(|p| !live.contains(p)).collect();
+fn dead_points(graph: &dyn VectorIndex, live: &RoaringTreemap) -> HashSet<PointId> {
+    let dead: Vec<PointId> = (graph.point_set() - live).into_iter().collect();
     if dead.is_empty() {
         return HashSet::new();
     }

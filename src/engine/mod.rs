@@ -20,7 +20,7 @@ pub use collection::{Addressed, Collection, SnapshotReader, WatchGuard, WriteHol
 pub use condition::{Clause, Condition};
 pub use filter::Filter;
 
-use crate::index::{validate_spec, IndexError, IndexSpec};
+use crate::index::{dump, validate_spec, IndexError, IndexSpec};
 use crate::store::{CollectionConfig, DocumentStore, SledStore, StoreError};
 
 /// Longest document id, in bytes.
@@ -127,15 +127,29 @@ impl Engine {
     }
 
     pub fn with_store(store: Arc<dyn DocumentStore>, index_root: PathBuf) -> Result<Self, EngineError> {
-        let mut collections = HashMap::new();
+        // Taken away before anything is opened: a crash from here on is not a clean shutdown.
+        let clean = take_clean_mark(&index_root);
+        let mut configs = Vec::new();
         for config in store.collections()? {
             if config.name.starts_with(RESTORE_PREFIX) {
                 tracing::info!(collection = %config.name, "dropping a restore that did not finish");
                 store.drop_collection(&config.name)?;
                 continue;
             }
-            let name = config.name.clone();
-            collections.insert(name, Arc::new(Collection::open(config, store.clone(), &index_root)?));
+            configs.push(config);
+        }
+        // In parallel, one thread per core at most: each open reads its own files and trees.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+        let mut collections = HashMap::new();
+        for batch in configs.chunks(threads) {
+            let opened: Vec<Result<Collection, EngineError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = batch.iter().map(|config| scope.spawn(|| Collection::open_after(config.clone(), store.clone(), &index_root, clean))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            });
+            for collection in opened {
+                let collection = collection?;
+                collections.insert(collection.config.name.clone(), Arc::new(collection));
+            }
         }
         remove_orphan_index_dirs(&index_root, &collections);
         if let Some(data_dir) = index_root.parent() {
@@ -250,6 +264,13 @@ impl Engine {
         }
     }
 
+    /// Records that every collection was dumped and the store flushed at shutdown: the next open
+    /// trusts the lexical index's files without reading them all to check their checksums.
+    pub fn mark_clean_shutdown(&self) -> Result<(), EngineError> {
+        dump::write_atomically(&self.index_root.join(CLEAN_MARK), b"clean\n")?;
+        Ok(())
+    }
+
     /// Where snapshot files are kept: `data_dir/snapshots`, beside `index`.
     pub fn snapshot_root(&self) -> PathBuf {
         self.index_root.parent().map_or_else(|| PathBuf::from("snapshots"), |p| p.join("snapshots"))
@@ -258,6 +279,23 @@ impl Engine {
     pub fn store(&self) -> &Arc<dyn DocumentStore> {
         &self.store
     }
+}
+
+/// Present only between a clean shutdown and the next open (`mark_clean_shutdown`).
+const CLEAN_MARK: &str = "CLEAN";
+
+/// Whether the last run ended cleanly; removes the mark (durably) so that a crash after this
+/// open is not taken for a clean stop.
+fn take_clean_mark(index_root: &Path) -> bool {
+    let mark = index_root.join(CLEAN_MARK);
+    if !mark.exists() {
+        return false;
+    }
+    let removed = std::fs::remove_file(&mark).is_ok() && dump::fsync_dir(index_root).is_ok();
+    if !removed {
+        tracing::warn!(path = %mark.display(), "could not remove the clean-shutdown mark; checking every index file");
+    }
+    removed
 }
 
 /// Lowers the calling thread's CPU priority (nice 10) for background maintenance (dumps,

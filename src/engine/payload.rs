@@ -24,6 +24,8 @@ use serde_json::{Map, Value};
 use super::filter::{Filter, Op};
 use crate::domain::PointId;
 
+pub mod file;
+
 /// A number as a totally ordered map key (-0.0 is stored as 0.0, so they are equal as in JSON).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Number(f64);
@@ -76,51 +78,160 @@ fn scalar(value: &Value) -> Scalar {
     }
 }
 
-#[derive(Default)]
+/// Point ids per column chunk: a chunk is allocated when its first point gets a value and freed
+/// when its last one loses it, so a column costs 4 bytes per point id in use, not per id ever made.
+const CHUNK: usize = 4096;
+
+/// Each point's value code (0: no value), in chunks indexed by `point / CHUNK`.
+#[derive(Default, Clone)]
+struct Column {
+    chunks: Vec<Option<Box<Chunk>>>,
+}
+
+#[derive(Clone)]
+struct Chunk {
+    codes: [u32; CHUNK],
+    used: u32,
+}
+
+impl Column {
+    #[inline]
+    fn get(&self, point: PointId) -> u32 {
+        let (chunk, at) = ((point / CHUNK as u64) as usize, (point % CHUNK as u64) as usize);
+        self.chunks.get(chunk).and_then(|c| c.as_ref()).map_or(0, |c| c.codes[at])
+    }
+
+    /// Sets a point's code (0 clears it); returns the code it had.
+    fn set(&mut self, point: PointId, code: u32) -> u32 {
+        let (chunk, at) = ((point / CHUNK as u64) as usize, (point % CHUNK as u64) as usize);
+        if chunk >= self.chunks.len() {
+            if code == 0 {
+                return 0;
+            }
+            self.chunks.resize_with(chunk + 1, || None);
+        }
+        let slot = &mut self.chunks[chunk];
+        if slot.is_none() {
+            if code == 0 {
+                return 0;
+            }
+            *slot = Some(Box::new(Chunk { codes: [0; CHUNK], used: 0 }));
+        }
+        let Some(c) = slot.as_mut() else { return 0 };
+        let old = std::mem::replace(&mut c.codes[at], code);
+        match (old, code) {
+            (0, 0) => {}
+            (0, _) => c.used += 1,
+            (_, 0) => {
+                c.used -= 1;
+                if c.used == 0 {
+                    *slot = None;
+                }
+            }
+            _ => {}
+        }
+        old
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.capacity() * 8 + self.chunks.iter().flatten().count() * std::mem::size_of::<Chunk>()
+    }
+}
+
+/// One field: each distinct value interned once under a code, each point's code in a column, and
+/// per code the points holding it (values that filters can match only: arrays and objects have
+/// a code, so `$ne` sees them present, but no posting set).
+#[derive(Default, Clone)]
 struct FieldIndex {
-    values: HashMap<PointId, Scalar>,
-    numbers: BTreeMap<Number, RoaringTreemap>,
-    strings: BTreeMap<Arc<str>, RoaringTreemap>,
-    /// false, true
-    bools: [RoaringTreemap; 2],
-    nulls: RoaringTreemap,
+    column: Column,
+    /// Code → value; code 0 is never used. Codes of values no point holds any more are reused.
+    dict: Vec<Scalar>,
+    codes: HashMap<Scalar, u32>,
+    free: Vec<u32>,
+    /// Code → points holding it, and how many points hold each code.
+    postings: Vec<RoaringTreemap>,
+    holders: Vec<u64>,
+    /// Ordered codes of numbers and strings, for ranges.
+    numbers: BTreeMap<Number, u32>,
+    strings: BTreeMap<Arc<str>, u32>,
+    points: u64,
 }
 
 impl FieldIndex {
-    fn postings_mut(&mut self, value: &Scalar) -> Option<&mut RoaringTreemap> {
-        match value {
-            Scalar::Null => Some(&mut self.nulls),
-            Scalar::Bool(b) => Some(&mut self.bools[usize::from(*b)]),
-            Scalar::Number(n) => Some(self.numbers.entry(*n).or_default()),
-            Scalar::String(s) => Some(self.strings.entry(s.clone()).or_default()),
-            Scalar::Other => None,
+    /// The value a point holds.
+    #[inline]
+    fn value(&self, point: PointId) -> Option<&Scalar> {
+        match self.column.get(point) {
+            0 => None,
+            code => self.dict.get(code as usize),
         }
     }
 
     fn postings(&self, value: &Scalar) -> Option<&RoaringTreemap> {
-        match value {
-            Scalar::Null => Some(&self.nulls),
-            Scalar::Bool(b) => Some(&self.bools[usize::from(*b)]),
-            Scalar::Number(n) => self.numbers.get(n),
-            Scalar::String(s) => self.strings.get(s),
-            Scalar::Other => None,
+        self.codes.get(value).and_then(|&code| self.postings.get(code as usize))
+    }
+
+    /// The code of `value`, interning it on first use.
+    fn intern(&mut self, value: Scalar) -> u32 {
+        if let Some(&code) = self.codes.get(&value) {
+            return code;
         }
+        if self.dict.is_empty() {
+            // Code 0 means "no value": never handed out.
+            self.dict.push(Scalar::Other);
+            self.postings.push(RoaringTreemap::new());
+            self.holders.push(0);
+        }
+        let code = match self.free.pop() {
+            Some(code) => {
+                self.dict[code as usize] = value.clone();
+                code
+            }
+            None => {
+                self.dict.push(value.clone());
+                self.postings.push(RoaringTreemap::new());
+                self.holders.push(0);
+                (self.dict.len() - 1) as u32
+            }
+        };
+        match &value {
+            Scalar::Number(n) => {
+                self.numbers.insert(*n, code);
+            }
+            Scalar::String(s) => {
+                self.strings.insert(s.clone(), code);
+            }
+            _ => {}
+        }
+        self.codes.insert(value, code);
+        code
     }
 
     fn insert(&mut self, point: PointId, value: Scalar) {
-        if let Some(postings) = self.postings_mut(&value) {
-            postings.insert(point);
+        self.remove(point);
+        let indexed = value != Scalar::Other;
+        let code = self.intern(value);
+        self.column.set(point, code);
+        if indexed {
+            self.postings[code as usize].insert(point);
         }
-        self.values.insert(point, value);
+        self.holders[code as usize] += 1;
+        self.points += 1;
     }
 
     fn remove(&mut self, point: PointId) {
-        let Some(value) = self.values.remove(&point) else { return };
-        let empty = self.postings_mut(&value).is_some_and(|postings| {
-            postings.remove(point);
-            postings.is_empty()
-        });
-        if empty {
+        let code = self.column.set(point, 0);
+        if code == 0 {
+            return;
+        }
+        let c = code as usize;
+        self.postings[c].remove(point);
+        self.points -= 1;
+        self.holders[c] -= 1;
+        if self.holders[c] == 0 {
+            // Nobody holds the value any more: its code is free for the next new value.
+            let value = std::mem::replace(&mut self.dict[c], Scalar::Other);
+            self.codes.remove(&value);
             match value {
                 Scalar::Number(n) => {
                     self.numbers.remove(&n);
@@ -130,7 +241,13 @@ impl FieldIndex {
                 }
                 _ => {}
             }
+            self.postings[c] = RoaringTreemap::new();
+            self.free.push(code);
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.points == 0
     }
 
     /// Sizes of the posting sets of a range, summed until they pass `cap`.
@@ -146,17 +263,25 @@ impl FieldIndex {
     }
 
     fn range_postings<'a>(&'a self, range: &'a Range) -> Box<dyn Iterator<Item = &'a RoaringTreemap> + 'a> {
+        let postings = move |code: &u32| &self.postings[*code as usize];
         match range {
-            Range::Numbers(lower, upper) => Box::new(self.numbers.range((*lower, *upper)).map(|(_, p)| p)),
+            Range::Numbers(lower, upper) => Box::new(self.numbers.range((*lower, *upper)).map(move |(_, c)| postings(c))),
             Range::Strings(lower, upper) => {
                 let bound = |b: &'a Bound<Arc<str>>| match b {
                     Bound::Included(s) => Bound::Included(s.clone()),
                     Bound::Excluded(s) => Bound::Excluded(s.clone()),
                     Bound::Unbounded => Bound::Unbounded,
                 };
-                Box::new(self.strings.range((bound(lower), bound(upper))).map(|(_, p)| p))
+                Box::new(self.strings.range((bound(lower), bound(upper))).map(move |(_, c)| postings(c)))
             }
         }
+    }
+
+    /// Heap bytes, roughly (for the memory table).
+    fn bytes(&self) -> usize {
+        let values: usize = self.dict.iter().map(|v| if let Scalar::String(s) = v { s.len() + 16 } else { 0 }).sum();
+        let postings: usize = self.postings.iter().map(|p| p.serialized_size()).sum();
+        self.column.bytes() + self.dict.capacity() * std::mem::size_of::<Scalar>() * 3 + values + postings + self.holders.capacity() * 8
     }
 }
 
@@ -251,7 +376,7 @@ fn upper<T>(op: Op, value: T) -> Bound<T> {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct PayloadIndex {
     live: RoaringTreemap,
     /// The first passage of every live document: counting documents without a point → document map.
@@ -285,7 +410,7 @@ impl PayloadIndex {
                 }
             }
         }
-        self.fields.retain(|_, field| !field.values.is_empty());
+        self.fields.retain(|_, field| !field.is_empty());
     }
 
     /// Live points (passages).
@@ -356,10 +481,10 @@ impl PayloadIndex {
             Plan::And(all) => all.iter().all(|p| self.check(p, point)),
             Plan::Or(any) => any.iter().any(|p| self.check(p, point)),
             Plan::Equals { field, values, negate } => {
-                let value = self.fields.get(field).and_then(|f| f.values.get(&point));
+                let value = self.fields.get(field).and_then(|f| f.value(point));
                 value.is_some_and(|v| values.contains(v)) != *negate
             }
-            Plan::Range { field, range } => self.fields.get(field).and_then(|f| f.values.get(&point)).is_some_and(|v| range.contains(v)),
+            Plan::Range { field, range } => self.fields.get(field).and_then(|f| f.value(point)).is_some_and(|v| range.contains(v)),
             Plan::Set(points) => points.contains(point),
         }
     }
@@ -414,6 +539,11 @@ impl PayloadIndex {
     /// Live documents.
     pub fn documents(&self) -> u64 {
         self.firsts.len()
+    }
+
+    /// Heap bytes, roughly: the live sets and every field's column, dictionary and postings.
+    pub fn memory_bytes(&self) -> usize {
+        self.live.serialized_size() + self.firsts.serialized_size() + self.fields.iter().map(|(name, f)| name.len() + f.bytes()).sum::<usize>()
     }
 }
 
@@ -496,5 +626,39 @@ mod tests {
         let wide = plan(json!({"a": {"$in": many}}));
         assert_eq!(index.estimate(&wide, u64::MAX), 50_000);
         assert!(index.accepts(&wide, 0) && !index.accepts(&wide, 1));
+    }
+
+    /// The index written at a dump and read back answers every filter as the original, values
+    /// freed by removals are reused, and a damaged file is refused.
+    #[test]
+    fn a_saved_index_reads_back_the_same_and_damage_is_refused() {
+        let mut index = PayloadIndex::default();
+        for point in 0..20_000u64 {
+            let meta = json!({"bucket": point % 100, "lang": if point % 3 == 0 { "en" } else { "de" }, "draft": point % 2 == 0, "tags": [1], "n": null});
+            index.insert(&[point * 2, point * 2 + 1], meta.as_object().unwrap());
+        }
+        index.remove(&(0..2_000u64).collect::<Vec<_>>());
+        index.insert(&[50_000], json!({"bucket": 1000, "lang": "fr"}).as_object().unwrap());
+        let covers = file::Covers { watermark: 50_001, changes: 7 };
+        let bytes = file::encode(&index, covers);
+        let (back, read) = file::decode(&bytes).unwrap();
+        assert_eq!(read, covers);
+        for f in [json!({"bucket": {"$lt": 10}}), json!({"lang": "en"}), json!({"lang": {"$ne": "de"}}), json!({"draft": true}), json!({"n": null}), json!({"tags": {"$ne": 1}}), json!({"bucket": 1000})] {
+            let plan = Plan::compile(&Filter::parse(&f).unwrap());
+            assert_eq!(back.matching(&plan), index.matching(&plan), "{f}");
+            assert_eq!(back.estimate(&plan, u64::MAX), index.estimate(&plan, u64::MAX), "{f}");
+            assert!((0..40_000u64).step_by(7).all(|p| back.accepts(&plan, p) == index.accepts(&plan, p)), "{f}");
+        }
+        assert_eq!((back.len(), back.documents()), (index.len(), index.documents()));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(file::decode(&bad).is_err());
+        assert!(file::decode(&bytes[..bytes.len() - 1]).is_err());
+        // A value nobody holds any more gives its code to the next new value.
+        let mut small = PayloadIndex::default();
+        small.insert(&[1], json!({"k": "a"}).as_object().unwrap());
+        small.remove(&[1]);
+        small.insert(&[2], json!({"k": "b"}).as_object().unwrap());
+        assert_eq!(small.fields["k"].dict.len(), 2, "code 1 reused");
     }
 }

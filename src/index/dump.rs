@@ -60,7 +60,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
     move |source| IndexError::Io { path: path.to_owned(), source }
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), IndexError> {
+pub fn fsync_dir(dir: &Path) -> Result<(), IndexError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 

@@ -91,8 +91,10 @@ fn schema() -> (Schema, Field, Field) {
 impl LexicalIndex {
     /// Opens the index in `path`, or starts an empty one there when it is missing or unusable
     /// (`next_point`: the store's; an index claiming points beyond it is unusable).
-    pub fn open(path: &Path, next_point: PointId) -> Result<Opened, LexicalError> {
-        match Self::open_existing(path, next_point) {
+    /// `verify`: check every file's checksum first (skipped after a clean shutdown, when each
+    /// file was synced whole).
+    pub fn open(path: &Path, next_point: PointId, verify: bool) -> Result<Opened, LexicalError> {
+        match Self::open_existing(path, next_point, verify) {
             Ok(Some((index, watermark))) => return Ok(Opened { index, replay_from: watermark, rebuilt: false }),
             Ok(None) => {}
             Err(reason) => tracing::warn!(path = %path.display(), %reason, "lexical index unusable; rebuilding it from the store"),
@@ -111,13 +113,13 @@ impl LexicalIndex {
         LexicalError::Index { path: path.to_owned(), message: e.to_string() }
     }
 
-    fn open_existing(path: &Path, next_point: PointId) -> Result<Option<(LexicalIndex, PointId)>, String> {
+    fn open_existing(path: &Path, next_point: PointId, verify: bool) -> Result<Option<(LexicalIndex, PointId)>, String> {
         if !path.join("meta.json").exists() {
             return Ok(None);
         }
         let directory = directory::UnsyncedDirectory::open(path).map_err(|e| e.to_string())?;
         let index = Index::open(directory).map_err(|e| e.to_string())?;
-        let corrupt = index.validate_checksum().map_err(|e| e.to_string())?;
+        let corrupt = if verify { index.validate_checksum().map_err(|e| e.to_string())? } else { Default::default() };
         if !corrupt.is_empty() {
             return Err(format!("files fail their checksums: {corrupt:?}"));
         }

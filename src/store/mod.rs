@@ -99,6 +99,14 @@ pub trait DocumentStore: Send + Sync {
     fn live_points(&self, collection: &str) -> Result<Vec<PointId>, StoreError>;
     /// The next point id to be assigned (every point below it was assigned once).
     fn next_point(&self, collection: &str) -> Result<PointId, StoreError>;
+    /// How many writes so far changed or removed points that existed before them (deletes,
+    /// replacements, metadata updates); new points do not count. Derived state persisted with
+    /// this number and a watermark is still exact when the number has not moved: only points
+    /// at or above the watermark are new.
+    fn changes(&self, collection: &str) -> Result<u64, StoreError>;
+    /// Points at or above `from` grouped by document, in point order, with each document's
+    /// metadata (JSON): what derived state persisted at watermark `from` lacks.
+    fn metadata_from(&self, collection: &str, from: PointId) -> Result<Vec<(Vec<PointId>, serde_json::Map<String, serde_json::Value>)>, StoreError>;
 
     /// Problems with how documents and their passages refer to each other (empty when
     /// consistent): orphan passages, documents listing missing passages.

@@ -4,6 +4,8 @@
 //! - default tree: `schema_version` → u32 (big-endian)
 //! - `collections`: name → bincode `CollectionConfig` (which carries the collection's id)
 //! - `counters`: collection id → next point id (u64 big-endian); its presence means "live"
+//! - `changes`: collection id → writes that changed or removed existing points (u64 big-endian;
+//!   absent: 0), bumped in the same transaction (`DocumentStore::changes`)
 //! - `c/<id>/documents`: document id → bincode `DocRecord` (text, metadata, its passages' points)
 //! - `c/<id>/passages`: point id (u64 big-endian, so iteration is in point order) → bincode
 //!   `PassageRecord` (document id, index, span, vector)
@@ -25,6 +27,7 @@ pub(crate) const SCHEMA_KEY: &[u8] = b"schema_version";
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) const COLLECTIONS: &str = "collections";
 pub(crate) const COUNTERS: &str = "counters";
+pub(crate) const CHANGES: &str = "changes";
 /// Per-collection records of the interfaces (`DocumentStore::set_annex`), keyed by collection id.
 const ANNEXES: &str = "annexes";
 /// Alias name → collection name.
@@ -66,6 +69,7 @@ pub struct SledStore {
     db: sled::Db,
     collections: sled::Tree,
     counters: sled::Tree,
+    changes: sled::Tree,
     annexes: sled::Tree,
     aliases: sled::Tree,
     jobs: sled::Tree,
@@ -92,6 +96,7 @@ impl SledStore {
         let store = SledStore {
             collections: db.open_tree(COLLECTIONS)?,
             counters: db.open_tree(COUNTERS)?,
+            changes: db.open_tree(CHANGES)?,
             annexes: db.open_tree(ANNEXES)?,
             aliases: db.open_tree(ALIASES)?,
             jobs: db.open_tree(JOBS)?,
@@ -210,6 +215,13 @@ fn point_key(point: PointId) -> [u8; 8] {
 
 fn point_from_key(key: &[u8]) -> Option<PointId> {
     key.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// Adds one to a collection's change count, inside a write's transaction.
+fn bump(changes: &sled::transaction::TransactionalTree, collection: &str) -> Result<(), ConflictableTransactionError<StoreError>> {
+    let now = changes.get(collection)?.and_then(|bytes| point_from_key(&bytes)).unwrap_or(0);
+    changes.insert(collection, &(now + 1).to_be_bytes())?;
+    Ok(())
 }
 
 pub(crate) fn unwrap_tx(err: TransactionError<StoreError>) -> StoreError {
@@ -384,8 +396,8 @@ impl DocumentStore for SledStore {
         let metadata: Vec<String> = documents.iter().map(|doc| serde_json::to_string(&doc.metadata).unwrap_or_else(|_| "{}".to_owned())).collect();
         let vectors: Vec<Vec<Vec<u8>>> = documents.iter().map(|doc| doc.passages.iter().map(|p| vector_to_bytes(&p.vector)).collect()).collect();
         let docs_name = docs_tree(collection);
-        (&docs, &points, &self.counters)
-            .transaction(|(docs_tx, points_tx, counters_tx)| {
+        (&docs, &points, &self.counters, &self.changes)
+            .transaction(|(docs_tx, points_tx, counters_tx, changes_tx)| {
                 // No counter: the collection was dropped while this write was on its way.
                 let first = counters_tx
                     .get(collection)?
@@ -393,10 +405,12 @@ impl DocumentStore for SledStore {
                     .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::CollectionNotFound(collection.to_owned())))?;
                 let mut next = first;
                 let mut written = Vec::with_capacity(documents.len());
+                let mut changed = false;
                 for ((doc, metadata), vectors) in documents.iter().zip(&metadata).zip(&vectors) {
                     let id = &doc.id;
                     let mut replaced = Vec::new();
                     if let Some(old) = docs_tx.get(id.as_bytes())? {
+                        changed = true;
                         let old: DocRecord = decode(&old, &docs_name).map_err(ConflictableTransactionError::Abort)?;
                         for (point, _) in old.passages {
                             points_tx.remove(&point_key(point))?;
@@ -422,6 +436,9 @@ impl DocumentStore for SledStore {
                     written.push(Written { points: new_points, replaced });
                 }
                 counters_tx.insert(collection, &next.to_be_bytes())?;
+                if changed {
+                    bump(changes_tx, collection)?;
+                }
                 Ok(written)
             })
             .map_err(unwrap_tx)
@@ -430,8 +447,8 @@ impl DocumentStore for SledStore {
     fn delete(&self, collection: &str, ids: &[String]) -> Result<Vec<Vec<PointId>>, StoreError> {
         let (docs, points) = self.trees(collection)?;
         let docs_name = docs_tree(collection);
-        (&docs, &points)
-            .transaction(|(docs_tx, points_tx)| {
+        (&docs, &points, &self.changes)
+            .transaction(|(docs_tx, points_tx, changes_tx)| {
                 let mut removed = Vec::new();
                 for id in ids {
                     if let Some(old) = docs_tx.remove(id.as_bytes())? {
@@ -441,6 +458,9 @@ impl DocumentStore for SledStore {
                         }
                         removed.push(old.passages.into_iter().map(|(point, _)| point).collect());
                     }
+                }
+                if !removed.is_empty() {
+                    bump(changes_tx, collection)?;
                 }
                 Ok(removed)
             })
@@ -452,7 +472,7 @@ impl DocumentStore for SledStore {
         let docs_name = docs_tree(collection);
         // Outside the transaction closure, which sled may run more than once.
         let metadata: Vec<String> = changes.iter().map(|(_, m)| serde_json::to_string(m).unwrap_or_else(|_| "{}".to_owned())).collect();
-        docs.transaction(|docs_tx| {
+        (&docs, &self.changes).transaction(|(docs_tx, changes_tx)| {
             let mut points = Vec::with_capacity(changes.len());
             for ((id, _), metadata) in changes.iter().zip(&metadata) {
                 let Some(old) = docs_tx.get(id.as_bytes())? else {
@@ -463,6 +483,9 @@ impl DocumentStore for SledStore {
                 record.metadata = metadata.clone();
                 docs_tx.insert(id.as_bytes(), encode(&record))?;
                 points.push(Some(record.passages.iter().map(|(point, _)| *point).collect()));
+            }
+            if points.iter().any(Option::is_some) {
+                bump(changes_tx, collection)?;
             }
             Ok(points)
         })
@@ -589,6 +612,36 @@ impl DocumentStore for SledStore {
             .get(collection)?
             .and_then(|bytes| point_from_key(&bytes))
             .ok_or_else(|| StoreError::CollectionNotFound(collection.to_owned()))
+    }
+
+    fn changes(&self, collection: &str) -> Result<u64, StoreError> {
+        Ok(self.changes.get(collection)?.and_then(|bytes| point_from_key(&bytes)).unwrap_or(0))
+    }
+
+    fn metadata_from(&self, collection: &str, from: PointId) -> Result<Vec<(Vec<PointId>, serde_json::Map<String, serde_json::Value>)>, StoreError> {
+        let (docs, points) = self.trees(collection)?;
+        let tree = points_tree(collection);
+        let mut out: Vec<(Vec<PointId>, serde_json::Map<String, serde_json::Value>)> = Vec::new();
+        let mut current: Option<String> = None;
+        for entry in points.range(point_key(from)..) {
+            let (key, bytes) = entry?;
+            let point = point_from_key(&key).ok_or_else(|| StoreError::Corrupt { tree: tree.clone(), message: "bad key".into() })?;
+            let record = passage_record(&bytes, &tree)?;
+            // A document's passages are consecutive points: one metadata read per document.
+            if current.as_deref() == Some(record.document.as_str()) {
+                if let Some((group, _)) = out.last_mut() {
+                    group.push(point);
+                }
+                continue;
+            }
+            let head = match docs.get(record.document.as_bytes())? {
+                Some(bytes) => self.document_head(record.document.as_bytes(), &bytes, collection)?,
+                None => continue,
+            };
+            out.push((vec![point], head.metadata));
+            current = Some(record.document);
+        }
+        Ok(out)
     }
 
     fn check_passages(&self, collection: &str) -> Result<Vec<String>, StoreError> {

@@ -6,14 +6,13 @@
 //!
 //! Concurrency: searches and inserts share the structure (read lock of the index). A slot's
 //! vector, id, level and upper offset are written once, before any link to the slot is
-//! published; links are atomics written under the slot's own mutex with Release and read with
+//! published; links are atomics written under the slot's own lock with Release and read with
 //! Acquire (plain loads on x86), so a reader always sees a complete vector behind any id it
 //! reads, and a list being rewritten only ever holds valid slot ids.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use parking_lot::Mutex;
 
 pub(super) struct Graph {
     pub dims: usize,
@@ -22,10 +21,14 @@ pub(super) struct Graph {
     pub m0: usize,
     pub keys: Vec<AtomicU64>,
     pub levels: Vec<AtomicU8>,
+    /// 1 once a node's lists are written at every level. Walks descend only through such
+    /// nodes: a node still being linked is reachable at its upper levels before its lower lists
+    /// exist, and a walk entering a level there would see it alone.
+    done: Vec<AtomicU8>,
     /// Offset of a node's upper lists in `upper` (level 1 first); unused at level 0.
     pub upper_at: Vec<AtomicU32>,
     /// Held while a node's lists are rewritten (inserts only; searches never lock).
-    pub locks: Vec<Mutex<()>>,
+    pub locks: Vec<NodeLock>,
     vectors: Vec<UnsafeCell<f32>>,
     level0: Vec<AtomicU32>,
     upper: Vec<AtomicU32>,
@@ -38,7 +41,7 @@ unsafe impl Sync for Graph {}
 
 impl Graph {
     pub fn new(dims: usize, m: usize) -> Graph {
-        Graph { dims, m, m0: 2 * m, keys: Vec::new(), levels: Vec::new(), upper_at: Vec::new(), locks: Vec::new(), vectors: Vec::new(), level0: Vec::new(), upper: Vec::new() }
+        Graph { dims, m, m0: 2 * m, keys: Vec::new(), levels: Vec::new(), done: Vec::new(), upper_at: Vec::new(), locks: Vec::new(), vectors: Vec::new(), level0: Vec::new(), upper: Vec::new() }
     }
 
     pub fn capacity(&self) -> usize {
@@ -50,17 +53,22 @@ impl Graph {
     }
 
     /// Room for `slots` nodes and `upper` arena entries (exclusive access: the write lock).
+    ///
+    /// New arrays come zeroed from the allocator (`zeroed`), so pages past the used part are
+    /// not touched and cost no memory until nodes land there: capacity can double without the
+    /// server's RSS doubling.
     pub fn grow(&mut self, slots: usize, upper: usize) {
         if slots > self.capacity() {
-            self.keys.resize_with(slots, || AtomicU64::new(0));
-            self.levels.resize_with(slots, || AtomicU8::new(0));
-            self.upper_at.resize_with(slots, || AtomicU32::new(0));
-            self.locks.resize_with(slots, || Mutex::new(()));
-            self.vectors.resize_with(slots * self.dims, || UnsafeCell::new(0.0));
-            self.level0.resize_with(slots * (1 + self.m0), || AtomicU32::new(0));
+            grow_zeroed(&mut self.keys, slots);
+            grow_zeroed(&mut self.levels, slots);
+            grow_zeroed(&mut self.done, slots);
+            grow_zeroed(&mut self.upper_at, slots);
+            grow_zeroed(&mut self.locks, slots);
+            grow_zeroed(&mut self.vectors, slots * self.dims);
+            grow_zeroed(&mut self.level0, slots * (1 + self.m0));
         }
         if upper > self.upper.len() {
-            self.upper.resize_with(upper, || AtomicU32::new(0));
+            grow_zeroed(&mut self.upper, upper);
         }
     }
 
@@ -98,6 +106,16 @@ impl Graph {
             // SAFETY: the slot is unreachable by other threads until linked (see above).
             unsafe { *cell.get() = x };
         }
+    }
+
+    #[inline(always)]
+    pub fn is_done(&self, slot: u32) -> bool {
+        self.done[slot as usize].load(Ordering::Acquire) == 1
+    }
+
+    /// Marks a node linked at every level (after its last list was written).
+    pub fn set_done(&self, slot: u32) {
+        self.done[slot as usize].store(1, Ordering::Release);
     }
 
     /// A node's list at `level`: `[count, neighbours...]`.
@@ -141,7 +159,8 @@ impl Graph {
     }
 
     /// A graph from a dump's arrays (`load` checked their sizes and contents).
-    pub fn from_parts(dims: usize, m: usize, keys: Vec<u64>, levels: Vec<u8>, upper_at: Vec<u32>, vectors: Vec<f32>, level0: Vec<u32>, upper: Vec<u32>) -> Graph {
+    pub fn from_parts(dims: usize, parts: super::file::Parts) -> Graph {
+        let super::file::Parts { m, keys, levels, upper_at, vectors, level0, upper, .. } = parts;
         let slots = keys.len();
         Graph {
             dims,
@@ -149,8 +168,9 @@ impl Graph {
             m0: 2 * m,
             keys: keys.into_iter().map(AtomicU64::new).collect(),
             levels: levels.into_iter().map(AtomicU8::new).collect(),
+            done: (0..slots).map(|_| AtomicU8::new(1)).collect(),
             upper_at: upper_at.into_iter().map(AtomicU32::new).collect(),
-            locks: (0..slots).map(|_| Mutex::new(())).collect(),
+            locks: (0..slots).map(|_| NodeLock::default()).collect(),
             vectors: vectors.into_iter().map(UnsafeCell::new).collect(),
             level0: level0.into_iter().map(AtomicU32::new).collect(),
             upper: upper.into_iter().map(AtomicU32::new).collect(),
@@ -159,6 +179,82 @@ impl Graph {
 
     /// Heap bytes held (for stats and benchmarks).
     pub fn memory_usage(&self) -> usize {
-        self.keys.capacity() * 8 + self.levels.capacity() + self.upper_at.capacity() * 4 + self.locks.capacity() * std::mem::size_of::<Mutex<()>>() + self.vectors.capacity() * 4 + self.level0.capacity() * 4 + self.upper.capacity() * 4
+        self.keys.capacity() * 8 + self.levels.capacity() * 2 + self.upper_at.capacity() * 4 + self.locks.capacity() + self.vectors.capacity() * 4 + self.level0.capacity() * 4 + self.upper.capacity() * 4
+    }
+}
+
+/// Types whose all-zero bytes are a valid value (an atomic or a cell over a number, or a lock
+/// over one): arrays of them can come zeroed from the allocator.
+///
+/// # Safety
+/// Implementors must have the size and alignment of `Self::Zero` and accept all-zero bytes.
+pub(super) unsafe trait Zeroable: Sized {
+    type Zero: Clone + Default;
+}
+
+// SAFETY: each has the size, alignment and bit validity of its integer (std docs), and
+// `UnsafeCell<T>` and `NodeLock` are `repr(transparent)`.
+unsafe impl Zeroable for AtomicU64 {
+    type Zero = u64;
+}
+unsafe impl Zeroable for AtomicU32 {
+    type Zero = u32;
+}
+unsafe impl Zeroable for AtomicU8 {
+    type Zero = u8;
+}
+unsafe impl Zeroable for UnsafeCell<f32> {
+    type Zero = f32;
+}
+unsafe impl Zeroable for NodeLock {
+    type Zero = u8;
+}
+
+/// Replaces `v` with a zeroed array of `len` holding `v`'s elements first. `vec![0; n]` of an
+/// integer is a zeroed allocation (calloc: fresh pages, untouched until written).
+fn grow_zeroed<T: Zeroable>(v: &mut Vec<T>, len: usize) {
+    if len <= v.len() {
+        return;
+    }
+    let fresh: Vec<T::Zero> = vec![T::Zero::default(); len];
+    let mut fresh = std::mem::ManuallyDrop::new(fresh);
+    // SAFETY: `T` has `T::Zero`'s size and alignment and accepts its zero bytes (the trait's
+    // contract), so the allocation is a valid `Vec<T>` of the same length and capacity.
+    let mut grown: Vec<T> = unsafe { Vec::from_raw_parts(fresh.as_mut_ptr() as *mut T, fresh.len(), fresh.capacity()) };
+    // SAFETY: both hold at least `v.len()` elements and do not overlap; the moved-out elements
+    // of `v` are forgotten by `set_len(0)` (atomics and cells need no drop).
+    unsafe {
+        std::ptr::copy_nonoverlapping(v.as_ptr(), grown.as_mut_ptr(), v.len());
+        v.set_len(0);
+    }
+    *v = grown;
+}
+
+/// A node's lock: one byte, held for the microseconds a list is rewritten. A spin with a yield
+/// (contention is two inserts linking to the same node at once), zero when free.
+#[derive(Default)]
+#[repr(transparent)]
+pub(super) struct NodeLock(AtomicU8);
+
+impl NodeLock {
+    pub fn lock(&self) -> NodeGuard<'_> {
+        let mut spins = 0u32;
+        while self.0.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        NodeGuard(self)
+    }
+}
+
+pub(super) struct NodeGuard<'a>(&'a NodeLock);
+
+impl Drop for NodeGuard<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(0, Ordering::Release);
     }
 }

@@ -29,7 +29,7 @@ use roaring::RoaringTreemap;
 
 use self::graph::Graph;
 use self::kernels::Kernel;
-use self::search::{greedy, search_layer, with_scratch, Near};
+use self::search::{greedy, search_layer, with_scratch, Near, Walk};
 use super::{distance_from_dot, Hit, IndexError, VectorIndex};
 use crate::domain::{HnswParams, Metric, PointId};
 
@@ -183,6 +183,7 @@ impl NativeIndex {
         };
         let graph = self.graph.read();
         if entry == EMPTY {
+            graph.set_done(slot);
             self.entry.store(pack(slot, level), Ordering::Release);
             return;
         }
@@ -194,12 +195,14 @@ impl NativeIndex {
         }
         for l in (0..=level.min(top)).rev() {
             let found = with_scratch(|scratch| {
-                search_layer(&graph, &self.kernel, query, at, l, self.ef_construction, None, scratch);
+                search_layer(Walk { graph: &graph, kernel: &self.kernel, query }, at, l, self.ef_construction, None, scratch);
                 let mut found: Vec<Near> = scratch.results.drain().filter(|n| n.slot != slot).collect();
                 found.sort_unstable();
                 found
             });
-            let Some(&closest) = found.first() else { continue };
+            if found.is_empty() {
+                continue;
+            }
             let width = if l == 0 { graph.m0 } else { graph.m };
             // The new node's own list holds M at every level (hnswlib: M, not M0, on insert).
             let chosen = self.select(&graph, &found, graph.m);
@@ -207,8 +210,10 @@ impl NativeIndex {
             for n in &chosen {
                 self.link_back(&graph, n.slot, slot, n.d, l, width);
             }
-            at = closest;
+            // The next level down is entered from the closest node already linked everywhere.
+            at = found.iter().find(|n| graph.is_done(n.slot)).copied().unwrap_or(at);
         }
+        graph.set_done(slot);
         if level > top {
             self.entry.store(pack(slot, level), Ordering::Release);
         }
@@ -280,14 +285,15 @@ impl NativeIndex {
     pub fn load(bytes: &[u8], metric: Metric, params: &HnswParams, dims: usize) -> Result<Self, String> {
         let parts = file::decode(bytes, metric, dims)?;
         let params = HnswParams { m: parts.m, ..*params };
-        let graph = Graph::from_parts(dims, parts.m, parts.keys, parts.levels, parts.upper_at, parts.vectors, parts.level0, parts.upper);
+        let (upper_used, entry) = (parts.upper_used, parts.entry);
+        let graph = Graph::from_parts(dims, parts);
         let mut of = HashMap::with_capacity(graph.capacity());
         for (slot, key) in graph.keys.iter().enumerate() {
             if of.insert(key.load(Ordering::Relaxed), slot as u32).is_some() {
                 return Err(format!("point {} is held twice", key.load(Ordering::Relaxed)));
             }
         }
-        let index = Self::wrap(metric, &params, graph, of, parts.upper_used, parts.entry);
+        let index = Self::wrap(metric, &params, graph, of, upper_used, entry);
         index.check()?;
         Ok(index)
     }
@@ -322,7 +328,7 @@ impl VectorIndex for NativeIndex {
         let keys = &graph.keys;
         let accept = filter.map(|f| move |slot: u32| f(keys[slot as usize].load(Ordering::Relaxed)));
         with_scratch(|scratch| {
-            search_layer(&graph, &self.kernel, query, at, 0, ef.max(k), accept.as_ref().map(|a| a as &dyn Fn(u32) -> bool), scratch);
+            search_layer(Walk { graph: &graph, kernel: &self.kernel, query }, at, 0, ef.max(k), accept.as_ref().map(|a| a as &dyn Fn(u32) -> bool), scratch);
             while scratch.results.len() > k {
                 scratch.results.pop();
             }

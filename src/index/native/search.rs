@@ -9,6 +9,14 @@ use std::collections::BinaryHeap;
 use super::graph::Graph;
 use super::kernels::{prefetch, Kernel};
 
+/// What a walk reads: the graph, its distance kernel, the query.
+#[derive(Clone, Copy)]
+pub(super) struct Walk<'a> {
+    pub graph: &'a Graph,
+    pub kernel: &'a Kernel,
+    pub query: &'a [f32],
+}
+
 /// A node and its distance to the query, ordered by distance (then slot, for determinism).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Near {
@@ -80,13 +88,14 @@ impl Scratch {
     }
 }
 
-/// Greedy descent at one upper level: moves to the closest neighbour until none is closer.
+/// Greedy descent at one upper level: moves to the closest neighbour until none is closer,
+/// through nodes linked at every level only (the walk goes on below from where it stops).
 pub(super) fn greedy(graph: &Graph, kernel: &Kernel, query: &[f32], mut at: Near, level: usize) -> Near {
     loop {
         let mut moved = false;
         for n in Graph::neighbours(graph.links(at.slot, level)) {
             let d = kernel.distance(query, graph.vector(n));
-            if d < at.d {
+            if d < at.d && graph.is_done(n) {
                 at = Near { d, slot: n };
                 moved = true;
             }
@@ -101,7 +110,8 @@ pub(super) fn greedy(graph: &Graph, kernel: &Kernel, query: &[f32], mut at: Near
 /// `accept` takes in `scratch.results` (a max-heap). Without a filter the walk stops as soon as
 /// the closest open candidate is farther than the worst result; with one, it goes on until `ef`
 /// accepted results are found or the candidates run out (hnswlib's rule).
-pub(super) fn search_layer(graph: &Graph, kernel: &Kernel, query: &[f32], entry: Near, level: usize, ef: usize, accept: Option<&dyn Fn(u32) -> bool>, scratch: &mut Scratch) {
+pub(super) fn search_layer(walk: Walk<'_>, entry: Near, level: usize, ef: usize, accept: Option<&dyn Fn(u32) -> bool>, scratch: &mut Scratch) {
+    let Walk { graph, kernel, query } = walk;
     scratch.begin(graph.capacity());
     scratch.visit(entry.slot);
     let mut bound = f32::INFINITY;
