@@ -95,6 +95,8 @@ pub struct Collection {
     calibration: Mutex<Option<Calibration>>,
     /// The breadth of a search that gives none: the configured ef, or the calibrated one above it.
     default_ef: AtomicUsize,
+    /// A background calibration is running (`maybe_calibrate`).
+    calibrating: AtomicBool,
 }
 
 /// Largest vector component accepted (see `prepare_vector`).
@@ -224,6 +226,7 @@ impl Collection {
             dumped: Mutex::new(None),
             default_ef: AtomicUsize::new(calibration.map_or(ef_search, |c| c.ef.max(ef_search))),
             calibration: Mutex::new(calibration),
+            calibrating: AtomicBool::new(false),
         })
     }
 
@@ -373,6 +376,16 @@ impl Collection {
     /// the last measure (or was never measured and has `calibrate::MIN_POINTS`). Slow (an exact
     /// scan per sample query): background threads only.
     pub fn calibrate_if_stale(&self) {
+        // One measure at a time (the dump thread's and a write's background one).
+        if self.calibrating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.calibrate_now();
+        self.calibrating.store(false, Ordering::Release);
+    }
+
+    /// `calibrate_if_stale` under the `calibrating` flag the caller holds.
+    fn calibrate_now(&self) {
         let live = self.payload.read().live().clone();
         let stale = match *self.calibration.lock() {
             Some(c) => c.stale(live.len()),
@@ -939,8 +952,10 @@ impl Collection {
         Ok(hits)
     }
 
-    /// Starts a background compaction when tombstones pass `COMPACT_RATIO` of the graph.
+    /// Starts a background compaction when tombstones pass `COMPACT_RATIO` of the graph, and a
+    /// background calibration of the search breadth when the collection grew or shrank by half.
     fn maybe_compact(self: &Arc<Self>) {
+        self.maybe_calibrate();
         let counts = self.graph.counts();
         if counts.tombstones == 0 || (counts.tombstones as f64) < COMPACT_RATIO * counts.points as f64 {
             return;
@@ -958,6 +973,28 @@ impl Collection {
         });
         if spawned.is_err() {
             self.compacting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Measures the search breadth on a thread of its own (niced) when the collection's size moved
+    /// by half since the last measure: soon after a bulk load, not one dump interval later.
+    fn maybe_calibrate(self: &Arc<Self>) {
+        let live = self.payload.read().len();
+        let stale = match *self.calibration.lock() {
+            Some(c) => c.stale(live),
+            None => live >= calibrate::MIN_POINTS,
+        };
+        if !stale || self.calibrating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let collection = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name(format!("akidb-calibrate-{}", self.name())).spawn(move || {
+            super::run_as_background_thread();
+            collection.calibrate_now();
+            collection.calibrating.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.calibrating.store(false, Ordering::Release);
         }
     }
 
