@@ -33,24 +33,35 @@ def at_095(rows):
     return ok[0] if ok else None
 
 
+def sweep(index, queries, truth, efs):
+    rows = []
+    for ef in efs:
+        index.set_ef(ef)
+        started = time.perf_counter()
+        labels, _ = index.knn_query(queries, k=10, num_threads=1)
+        qps = len(queries) / (time.perf_counter() - started)
+        rec = float(np.mean([len(set(l) & set(t)) / 10 for l, t in zip(labels, truth)]))
+        rows.append({"ef": ef, "qps": qps, "recall": rec})
+    return rows
+
+
 def main():
     n = int(os.environ.get("AKIDB_BENCH_N", "100000"))
-    subprocess.run(["cargo", "bench", "--bench", "search"], cwd=REPO, check=True, env={**os.environ, "AKIDB_BENCH_N": str(n)})
-    with open(os.path.join(REPO, "target", "bench-results", "search.json")) as f:
-        ours = json.load(f)
+    # Must match benches/search.rs (checked against its report below).
+    queries_count, m, ef_construction, threads, efs = 1000, 16, 200, os.cpu_count(), [10, 16, 24, 32, 64, 128, 256]
     data_path = os.environ.get("AKIDB_BENCH_DATA") or os.path.join(REPO, "testdata", "glove_6B_50d_emb.npy")
     label = os.environ.get("AKIDB_BENCH_LABEL", "GloVe-50")
     raw = np.load(data_path, mmap_mode="r")
-    data = np.ascontiguousarray(raw[: n + ours["queries"]], dtype=np.float32)
+    data = np.ascontiguousarray(raw[: n + queries_count], dtype=np.float32)
     data /= np.maximum(np.linalg.norm(data, axis=1, keepdims=True), 1e-12)
     corpus, queries = data[:n], data[n:]
     truth = np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
 
     before = rss()
     index = hnswlib.Index(space="ip", dim=corpus.shape[1])
-    index.init_index(max_elements=n, M=ours["m"], ef_construction=ours["ef_construction"], random_seed=1)
+    index.init_index(max_elements=n, M=m, ef_construction=ef_construction, random_seed=1)
     started = time.perf_counter()
-    index.add_items(corpus, np.arange(n), num_threads=ours["threads"])
+    index.add_items(corpus, np.arange(n), num_threads=threads)
     build = time.perf_counter() - started
     memory = rss() - before
     index.set_num_threads(1)
@@ -62,20 +73,21 @@ def main():
         loaded.load_index(path, max_elements=n)
         reload = time.perf_counter() - started
         del loaded
-    hl_rows = []
-    for ef in [r["ef"] for r in ours["backends"][0]["rows"]]:
-        index.set_ef(ef)
-        started = time.perf_counter()
-        labels, _ = index.knn_query(queries, k=10, num_threads=1)
-        qps = len(queries) / (time.perf_counter() - started)
-        rec = float(np.mean([len(set(l) & set(t)) / 10 for l, t in zip(labels, truth)]))
-        hl_rows.append({"ef": ef, "qps": qps, "recall": rec})
+    # hnswlib's queries run before and after akidb's, and each ef keeps hnswlib's faster pass:
+    # this machine's speed drifts over minutes, and the better pass is the harder one to beat.
+    first = sweep(index, queries, truth, efs)
+    subprocess.run(["cargo", "bench", "--bench", "search"], cwd=REPO, check=True, env={**os.environ, "AKIDB_BENCH_N": str(n)})
+    with open(os.path.join(REPO, "target", "bench-results", "search.json")) as f:
+        ours = json.load(f)
+    assert (ours["queries"], ours["m"], ours["ef_construction"], [r["ef"] for r in ours["backends"][0]["rows"]]) == (queries_count, m, ef_construction, efs), ours
+    second = sweep(index, queries, truth, efs)
+    hl_rows = [a if a["qps"] >= b["qps"] else b for a, b in zip(first, second)]
     hl = at_095(hl_rows)
 
     lines = [
         f"Vector search, {label} ({n:,} vectors, {len(queries):,} queries, M {ours['m']}, ef_construction {ours['ef_construction']}), "
         f"queries on 1 thread (one call per query), builds on {ours['threads']}. CPU: {cpu()}; {time.strftime('%Y-%m-%d %H:%M')}.",
-        "Command: `%s benches/peers/search_vs_hnswlib`. hnswlib (Python, batched queries, 1 thread) ran in the same run. "
+        "Command: `%s benches/peers/search_vs_hnswlib`. hnswlib (Python, batched queries, 1 thread) ran in the same run, its queries before and after akidb's (the faster pass of each ef is kept). "
         "`hnsw:avx2` is the hnsw backend with its kernels capped at AVX2 + FMA (`AKIDB_SIMD=avx2`), the path AVX2-only CPUs take."
         % " ".join(f"{k}={os.environ[k]}" for k in ("AKIDB_BENCH_N", "AKIDB_BENCH_BACKENDS", "AKIDB_BENCH_DATA", "AKIDB_BENCH_LABEL", "AKIDB_BENCH_ENGINE", "AKIDB_BENCH_OUT") if k in os.environ),
         "",
@@ -111,7 +123,7 @@ def main():
     with open(os.path.join(REPO, "benches", "results", name), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(REPO, "benches", "results", name.rsplit(".", 1)[0] + ".json"), "w") as f:
-        json.dump({"cpu": cpu(), "akidb": ours, "hnswlib": {"build_seconds": build, "rss_bytes": memory, "reload_seconds": reload, "rows": hl_rows}}, f, indent=1)
+        json.dump({"cpu": cpu(), "akidb": ours, "hnswlib": {"build_seconds": build, "rss_bytes": memory, "reload_seconds": reload, "rows": hl_rows, "passes": [first, second]}}, f, indent=1)
 
 
 if __name__ == "__main__":

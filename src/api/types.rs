@@ -243,6 +243,16 @@ pub struct IndexInfo {
     /// a periodic dump).
     pub calibrated_recall: Option<f64>,
     pub calibrated_points: Option<u64>,
+    /// Bytes held in memory by the graph's vectors, the graph's structure (links, ids; 0 where
+    /// the backend does not tell) and the payload index.
+    pub memory: IndexMemory,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IndexMemory {
+    pub vectors: usize,
+    pub graph: usize,
+    pub payload_index: usize,
 }
 
 #[derive(Serialize, ToSchema)]

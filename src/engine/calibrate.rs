@@ -37,6 +37,34 @@ pub struct Calibration {
     pub ef: usize,
     /// Recall@10 measured at `ef`.
     pub recall: f64,
+    /// How much wider than `ef * sqrt(1 / share)` a post-filtered walk goes (`Collection::dense`):
+    /// the smallest factor tried that kept recall@10 at `TARGET` with filters passing 10 % and
+    /// 50 % of the points (absent in files written before it: 1).
+    #[serde(default = "one")]
+    pub filter_boost: f64,
+    /// The lower of the two filtered recalls at `filter_boost`.
+    #[serde(default)]
+    pub filtered_recall: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The filters calibration tries: points passing one in `n` of a hash of their id.
+const SHARES: [u64; 2] = [10, 2];
+const BOOSTS: [f64; 5] = [1.0, 1.5, 2.0, 3.0, 4.0];
+
+/// A fixed pseudo-random pick of points, independent of how ids were assigned.
+fn passes(point: PointId, one_in: u64) -> bool {
+    point.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) % one_in == 0
+}
+
+/// The breadth of a post-filtered walk: `ef` widened by the square root of 1 / share and by the
+/// calibrated boost, within `cap * boost`. Shared by `Collection::dense` and the calibration.
+pub fn post_filter_breadth(ef: usize, share: f64, boost: f64, cap: usize) -> usize {
+    let widened = (ef as f64 * boost * (1.0 / share.max(1e-9)).sqrt()).ceil() as usize;
+    widened.min((cap as f64 * boost) as usize)
 }
 
 impl Calibration {
@@ -73,23 +101,43 @@ pub(super) fn measure(graph: &LiveGraph, live: &RoaringTreemap, metric: Metric, 
         }
         queries.push((point, v));
     }
-    let truth = exact_neighbours(&*index, live, &queries, metric, dims)?;
+    // Writes may go on meanwhile: results are judged among the points live when it began.
+    let truth = exact_neighbours(&*index, live, &queries, metric, dims, |_| true)?;
     let mut ef = floor.max(16);
-    loop {
-        let recall = recall_at(graph, &queries, &truth, ef);
+    let recall = loop {
+        let recall = recall_at(graph, &queries, &truth, ef, ef, |p| live.contains(p));
         if recall >= TARGET || ef >= MAX_EF {
-            return Some(Calibration { points: n, ef, recall });
+            break recall;
         }
         ef = (ef + ef / 2).min(MAX_EF);
+    };
+    let mut filtered = Vec::new();
+    for one_in in SHARES {
+        filtered.push((one_in, exact_neighbours(&*index, live, &queries, metric, dims, |p| passes(p, one_in))?));
     }
+    let mut chosen = (BOOSTS[BOOSTS.len() - 1], 0.0);
+    for boost in BOOSTS {
+        let worst = filtered
+            .iter()
+            .map(|(one_in, truth)| {
+                let breadth = post_filter_breadth(ef, 1.0 / *one_in as f64, boost, super::collection::POSTFILTER_MAX_EF).max(ef);
+                recall_at(graph, &queries, truth, breadth, breadth, |p| passes(p, *one_in) && live.contains(p))
+            })
+            .fold(1.0f64, f64::min);
+        chosen = (boost, worst);
+        if worst >= TARGET {
+            break;
+        }
+    }
+    Some(Calibration { points: n, ef, recall, filter_boost: chosen.0, filtered_recall: chosen.1 })
 }
 
 /// For each query, its 10 nearest live points other than itself (one pass over the vectors).
-fn exact_neighbours(index: &dyn VectorIndex, live: &RoaringTreemap, queries: &[(PointId, Vec<f32>)], metric: Metric, dims: usize) -> Option<Vec<Vec<PointId>>> {
+fn exact_neighbours(index: &dyn VectorIndex, live: &RoaringTreemap, queries: &[(PointId, Vec<f32>)], metric: Metric, dims: usize, accept: impl Fn(PointId) -> bool) -> Option<Vec<Vec<PointId>>> {
     let kernel = DistanceKernel::pick(metric);
     let mut best: Vec<Vec<(f32, PointId)>> = vec![Vec::with_capacity(11); queries.len()];
     let mut v = vec![0f32; dims];
-    for point in live.iter() {
+    for point in live.iter().filter(|p| accept(*p)) {
         if !index.vector_into(point, &mut v) {
             return None;
         }
@@ -108,12 +156,14 @@ fn exact_neighbours(index: &dyn VectorIndex, live: &RoaringTreemap, queries: &[(
     Some(best.into_iter().map(|top| top.into_iter().map(|(_, p)| p).collect()).collect())
 }
 
-fn recall_at(graph: &LiveGraph, queries: &[(PointId, Vec<f32>)], truth: &[Vec<PointId>], ef: usize) -> f64 {
+/// Recall@10 of walks over `count` candidates at breadth `ef`, filtered after by `accept` (the
+/// post-filtered path; unfiltered when it takes everything), the query's own point left out.
+fn recall_at(graph: &LiveGraph, queries: &[(PointId, Vec<f32>)], truth: &[Vec<PointId>], count: usize, ef: usize, accept: impl Fn(PointId) -> bool) -> f64 {
     let mut found = 0usize;
     let mut wanted = 0usize;
     for ((point, q), truth) in queries.iter().zip(truth) {
-        let hits = graph.search(q, 11, ef, None);
-        let others: Vec<PointId> = hits.iter().map(|h| h.point).filter(|p| p != point).take(10).collect();
+        let hits = graph.search(q, count.max(11), ef.max(11), None);
+        let others: Vec<PointId> = hits.iter().map(|h| h.point).filter(|p| p != point && accept(*p)).take(10).collect();
         found += truth.iter().filter(|p| others.contains(p)).count();
         wanted += truth.len();
     }

@@ -72,6 +72,10 @@ pub trait VectorIndex: Send + Sync {
     fn vector_into(&self, _point: PointId, _out: &mut [f32]) -> bool {
         false
     }
+    /// Bytes held in memory: (vectors, graph structure), where the backend can tell.
+    fn memory(&self) -> (usize, usize) {
+        (0, 0)
+    }
     /// Writes the graph into `dir` (which exists and is empty); returns the files written.
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError>;
 }

@@ -303,6 +303,10 @@ impl VectorIndex for UsearchIndex {
         out.len() == self.index.dimensions() && matches!(self.index.get(point, out), Ok(1))
     }
 
+    fn memory(&self) -> (usize, usize) {
+        (0, self.index.memory_usage())
+    }
+
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError> {
         let graph = dir.join(GRAPH_FILE);
         let path = graph.to_str().ok_or_else(|| IndexError::BadDump { path: dir.to_owned(), reason: "path is not UTF-8".into() })?;

@@ -10,7 +10,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::ApiJson;
 use crate::api::middleware::WriteGate;
 use crate::api::state::AppState;
-use crate::api::types::{BackendName, ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, MetricName, RebuildRequest, RebuildStarted};
+use crate::api::types::{BackendName, ChunkingConfig, CollectionDeleted, CollectionInfo, CollectionList, CreateCollectionRequest, HnswInfo, IndexInfo, IndexMemory, MetricName, RebuildRequest, RebuildStarted};
 use crate::domain::{Chunking, IndexBackend, Metric};
 use crate::engine::Collection;
 use crate::service::{ChunkingChoice, NewCollection};
@@ -73,7 +73,7 @@ pub fn info(collection: &Collection) -> CollectionInfo {
         created_at_ms: config.created_at_ms,
         documents: stats.documents,
         passages: stats.passages,
-        index: IndexInfo { backend: backend_name(collection.backend()), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting, search_ef: stats.search_ef, calibrated_recall: stats.calibration.map(|c| c.recall), calibrated_points: stats.calibration.map(|c| c.points) },
+        index: IndexInfo { backend: backend_name(collection.backend()), lexical_passages: stats.lexical_passages, graph_points: stats.graph_points, tombstones: stats.tombstones, compacting: stats.compacting, search_ef: stats.search_ef, calibrated_recall: stats.calibration.map(|c| c.recall), calibrated_points: stats.calibration.map(|c| c.points), memory: IndexMemory { vectors: stats.vector_bytes, graph: stats.graph_bytes, payload_index: stats.payload_bytes } },
     }
 }
 

@@ -176,11 +176,6 @@ impl Graph {
             upper: upper.into_iter().map(AtomicU32::new).collect(),
         }
     }
-
-    /// Heap bytes held (for stats and benchmarks).
-    pub fn memory_usage(&self) -> usize {
-        self.keys.capacity() * 8 + self.levels.capacity() * 2 + self.upper_at.capacity() * 4 + self.locks.capacity() + self.vectors.capacity() * 4 + self.level0.capacity() * 4 + self.upper.capacity() * 4
-    }
 }
 
 /// Types whose all-zero bytes are a valid value (an atomic or a cell over a number, or a lock

@@ -109,11 +109,6 @@ impl NativeIndex {
         self.kernel.name
     }
 
-    /// Bytes held by the graph, the vectors and the point map.
-    pub fn memory_usage(&self) -> usize {
-        let map = self.slots.lock().of.capacity() * (std::mem::size_of::<(PointId, u32)>() + 1);
-        self.graph.read().memory_usage() + map
-    }
 
     /// Our distance convention (see `index::score`) from the internal one.
     fn distance(&self, internal: f32) -> f32 {
@@ -369,6 +364,17 @@ impl VectorIndex for NativeIndex {
         }
         out.copy_from_slice(graph.vector(slot));
         true
+    }
+
+    /// Bytes in use (grown capacity past the used part is never touched: see `Graph::grow`).
+    fn memory(&self) -> (usize, usize) {
+        let slots = self.slots.lock();
+        let used = slots.of.len();
+        let graph = self.graph.read();
+        let vectors = used * graph.dims * 4;
+        let per_node = 8 + 1 + 1 + 4 + 1 + (1 + graph.m0) * 4;
+        let map = slots.of.capacity() * (std::mem::size_of::<(PointId, u32)>() + 1);
+        (vectors, used * per_node + slots.upper_used * 4 + map)
     }
 
     fn dump_into(&self, dir: &Path) -> Result<Vec<String>, IndexError> {
