@@ -47,6 +47,11 @@ pub struct Calibration {
     pub filtered_recall: f64,
 }
 
+/// Whether `now` is more than 1.5 times `then`, or less than two thirds of it.
+pub fn moved_by_half(then: u64, now: u64) -> bool {
+    now * 2 > then * 3 || now * 3 < then * 2
+}
+
 fn one() -> f64 {
     1.0
 }
@@ -70,12 +75,20 @@ pub fn post_filter_breadth(ef: usize, share: f64, boost: f64, cap: usize) -> usi
 impl Calibration {
     /// Whether the collection changed enough since this calibration to measure again.
     pub fn stale(&self, live: u64) -> bool {
-        live >= MIN_POINTS && (live * 2 > self.points * 3 || live * 3 < self.points * 2)
+        live >= MIN_POINTS && moved_by_half(self.points, live)
     }
 
+    /// The saved calibration, its values held to what `measure` can choose (a damaged or edited
+    /// file must not set a breadth a search cannot afford).
     pub fn load(index_dir: &Path) -> Option<Calibration> {
         let bytes = std::fs::read(index_dir.join(FILE)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let c: Calibration = serde_json::from_slice(&bytes).ok()?;
+        Some(Calibration { ef: c.ef.clamp(1, MAX_EF), filter_boost: c.filter_boost.clamp(BOOSTS[0], BOOSTS[BOOSTS.len() - 1]), ..c })
+    }
+
+    /// Forgets the saved calibration (the graph was rebuilt on another backend).
+    pub fn remove(index_dir: &Path) {
+        let _ = std::fs::remove_file(index_dir.join(FILE));
     }
 
     pub fn save(&self, index_dir: &Path) -> std::io::Result<()> {
@@ -96,10 +109,14 @@ pub(super) fn measure(graph: &LiveGraph, live: &RoaringTreemap, metric: Metric, 
     let mut queries: Vec<(PointId, Vec<f32>)> = Vec::with_capacity(SAMPLE);
     for point in live.iter().step_by(step as usize).take(SAMPLE) {
         let mut v = vec![0f32; dims];
-        if !index.vector_into(point, &mut v) {
-            return None;
+        // A point not in the graph yet (written a moment ago, or in a dump's side list) is
+        // skipped; a backend that keeps no vectors (hnsw_rs) gives none, and is not measured.
+        if index.vector_into(point, &mut v) {
+            queries.push((point, v));
         }
-        queries.push((point, v));
+    }
+    if queries.len() < SAMPLE / 2 {
+        return None;
     }
     // Writes may go on meanwhile: results are judged among the points live when it began.
     let truth = exact_neighbours(&*index, live, &queries, metric, dims, |_| true)?;
@@ -138,8 +155,10 @@ fn exact_neighbours(index: &dyn VectorIndex, live: &RoaringTreemap, queries: &[(
     let mut best: Vec<Vec<(f32, PointId)>> = vec![Vec::with_capacity(11); queries.len()];
     let mut v = vec![0f32; dims];
     for point in live.iter().filter(|p| accept(*p)) {
+        // Written after the graph insert began: judged as absent (searches skip it too, see
+        // `recall_at`'s filter by the same `live`), which costs a little recall, never a crash.
         if !index.vector_into(point, &mut v) {
-            return None;
+            continue;
         }
         for ((q_point, q), top) in queries.iter().zip(best.iter_mut()) {
             if point == *q_point {

@@ -97,6 +97,9 @@ pub struct Collection {
     default_ef: AtomicUsize,
     /// A background calibration is running (`maybe_calibrate`).
     calibrating: AtomicBool,
+    /// Live points at the last attempt to calibrate, measured or not (0: none yet): an attempt
+    /// that measured nothing (a backend keeping no vectors) is not retried until the size moves.
+    calibration_tried: AtomicU64,
 }
 
 /// Largest vector component accepted (see `prepare_vector`).
@@ -231,6 +234,7 @@ impl Collection {
             default_ef: AtomicUsize::new(calibration.map_or(ef_search, |c| c.ef.max(ef_search))),
             calibration: Mutex::new(calibration),
             calibrating: AtomicBool::new(false),
+            calibration_tried: AtomicU64::new(0),
         })
     }
 
@@ -388,20 +392,29 @@ impl Collection {
         if self.calibrating.swap(true, Ordering::AcqRel) {
             return;
         }
+        let _done = ClearOnDrop(&self.calibrating);
         self.calibrate_now();
-        self.calibrating.store(false, Ordering::Release);
+    }
+
+    /// Whether the breadth should be measured at `live` points.
+    fn calibration_due(&self, live: u64) -> bool {
+        let tried = self.calibration_tried.load(Ordering::Relaxed);
+        if tried != 0 && !calibrate::moved_by_half(tried, live) {
+            return false;
+        }
+        match *self.calibration.lock() {
+            Some(c) => c.stale(live),
+            None => live >= calibrate::MIN_POINTS,
+        }
     }
 
     /// `calibrate_if_stale` under the `calibrating` flag the caller holds.
     fn calibrate_now(&self) {
         let live = self.payload.read().live().clone();
-        let stale = match *self.calibration.lock() {
-            Some(c) => c.stale(live.len()),
-            None => live.len() >= calibrate::MIN_POINTS,
-        };
-        if !stale {
+        if !self.calibration_due(live.len()) {
             return;
         }
+        self.calibration_tried.store(live.len(), Ordering::Relaxed);
         let started = std::time::Instant::now();
         let Some(measured) = calibrate::measure(&self.graph, &live, self.config.metric, self.config.dims, self.config.hnsw.ef_search) else { return };
         if let Err(err) = measured.save(&self.index_dir) {
@@ -990,18 +1003,15 @@ impl Collection {
     /// by half since the last measure: soon after a bulk load, not one dump interval later.
     fn maybe_calibrate(self: &Arc<Self>) {
         let live = self.payload.read().len();
-        let stale = match *self.calibration.lock() {
-            Some(c) => c.stale(live),
-            None => live >= calibrate::MIN_POINTS,
-        };
-        if !stale || self.calibrating.swap(true, Ordering::AcqRel) {
+        if !self.calibration_due(live) || self.calibrating.swap(true, Ordering::AcqRel) {
             return;
         }
         let collection = Arc::clone(self);
         let spawned = std::thread::Builder::new().name(format!("akidb-calibrate-{}", self.name())).spawn(move || {
             super::run_as_background_thread();
+            // Cleared even if the measure panics: a stuck flag would stop every later one.
+            let _done = ClearOnDrop(&collection.calibrating);
             collection.calibrate_now();
-            collection.calibrating.store(false, Ordering::Release);
         });
         if spawned.is_err() {
             self.calibrating.store(false, Ordering::Release);
@@ -1070,6 +1080,13 @@ impl Collection {
         *self.backend.lock() = backend;
         // Counts may be unchanged, but the graph is not: the next dump must write it.
         *self.dumped.lock() = None;
+        if moved {
+            // Measured on the old backend: measured again on this one.
+            Calibration::remove(&self.index_dir);
+            *self.calibration.lock() = None;
+            self.calibration_tried.store(0, Ordering::Relaxed);
+            self.default_ef.store(self.config.hnsw.ef_search, Ordering::Relaxed);
+        }
         tracing::info!(collection = %self.name(), before, after, backend = backend.as_str(), seconds = started.elapsed().as_secs_f32(), "graph rebuilt from the store");
         // The old graph is gone: its memory goes back to the system, not to the allocator's cache.
         super::release_free_memory();
@@ -1182,6 +1199,15 @@ impl Collection {
 
     pub fn index_dir(&self) -> &std::path::Path {
         &self.index_dir
+    }
+}
+
+/// Clears a flag when dropped (also when unwinding).
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -128,6 +128,9 @@ pub fn decode(bytes: &[u8]) -> Result<(PayloadIndex, Covers), String> {
     for _ in 0..r.u32()? {
         let name = r.str()?.to_owned();
         let entries = r.u32()? as usize;
+        if entries > r.0.len() {
+            return Err(format!("{FILE}: field {name} claims {entries} values in {} bytes", r.0.len()));
+        }
         let mut field = FieldIndex::default();
         let mut present = vec![false; entries];
         for (code, present) in present.iter_mut().enumerate() {
@@ -162,8 +165,15 @@ pub fn decode(bytes: &[u8]) -> Result<(PayloadIndex, Covers), String> {
         }
         let chunks = r.u64()? as usize;
         let mut column = Column::default();
+        // Chunks come in ascending order and cover points below the watermark only.
+        let last_chunk = (covers.watermark / CHUNK as u64) as usize;
+        let mut previous: Option<usize> = None;
         for _ in 0..chunks {
             let at = r.u64()? as usize;
+            if at > last_chunk || previous.is_some_and(|p| at <= p) {
+                return Err(format!("{FILE}: field {name} has chunk {at} out of order or past the watermark"));
+            }
+            previous = Some(at);
             let mut chunk = Chunk { codes: [0; CHUNK], used: 0 };
             for slot in chunk.codes.iter_mut() {
                 *slot = r.u32()?;
@@ -180,9 +190,9 @@ pub fn decode(bytes: &[u8]) -> Result<(PayloadIndex, Covers), String> {
                 }
                 let point = (at * CHUNK + i) as PointId;
                 let c = code as usize;
-                if field.dict[c] != Scalar::Other {
-                    // Points come in ascending order: appends.
-                    let _ = field.postings[c].try_push(point);
+                // Points come in ascending order: appends.
+                if field.dict[c] != Scalar::Other && field.postings[c].try_push(point).is_err() {
+                    return Err(format!("{FILE}: field {name} lists point {point} out of order"));
                 }
                 field.holders[c] += 1;
                 field.points += 1;

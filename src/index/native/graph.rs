@@ -32,6 +32,7 @@ pub(super) struct Graph {
     vectors: Vec<UnsafeCell<f32>>,
     level0: Vec<AtomicU32>,
     upper: Vec<AtomicU32>,
+    allocated: std::sync::atomic::AtomicUsize,
 }
 
 // SAFETY: `vectors` is written only through `write_vector`, for a slot no other thread can reach
@@ -41,11 +42,21 @@ unsafe impl Sync for Graph {}
 
 impl Graph {
     pub fn new(dims: usize, m: usize) -> Graph {
-        Graph { dims, m, m0: 2 * m, keys: Vec::new(), levels: Vec::new(), done: Vec::new(), upper_at: Vec::new(), locks: Vec::new(), vectors: Vec::new(), level0: Vec::new(), upper: Vec::new() }
+        Graph { dims, m, m0: 2 * m, allocated: 0.into(), keys: Vec::new(), levels: Vec::new(), done: Vec::new(), upper_at: Vec::new(), locks: Vec::new(), vectors: Vec::new(), level0: Vec::new(), upper: Vec::new() }
     }
 
     pub fn capacity(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Nodes handed out so far (every link points below this).
+    pub fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::Acquire)
+    }
+
+    /// Records `n` nodes handed out (under the index's slot mutex, after their vectors are written).
+    pub fn set_allocated(&self, n: usize) {
+        self.allocated.store(n, Ordering::Release);
     }
 
     pub fn upper_capacity(&self) -> usize {
@@ -174,6 +185,7 @@ impl Graph {
             vectors: vectors.into_iter().map(UnsafeCell::new).collect(),
             level0: level0.into_iter().map(AtomicU32::new).collect(),
             upper: upper.into_iter().map(AtomicU32::new).collect(),
+            allocated: slots.into(),
         }
     }
 }
@@ -204,6 +216,14 @@ unsafe impl Zeroable for UnsafeCell<f32> {
 unsafe impl Zeroable for NodeLock {
     type Zero = u8;
 }
+
+/// Checked at compile time for every implementor: same size and alignment as its zero type
+/// (`AtomicU64` is 8-aligned where `u64` may be 4-aligned, on 32-bit targets).
+const fn same_layout<T, Z>() -> bool {
+    std::mem::size_of::<T>() == std::mem::size_of::<Z>() && std::mem::align_of::<T>() == std::mem::align_of::<Z>()
+}
+const _: () = assert!(same_layout::<AtomicU64, u64>() && same_layout::<AtomicU32, u32>() && same_layout::<AtomicU8, u8>());
+const _: () = assert!(same_layout::<UnsafeCell<f32>, f32>() && same_layout::<NodeLock, u8>());
 
 /// Replaces `v` with a zeroed array of `len` holding `v`'s elements first. `vec![0; n]` of an
 /// integer is a zeroed allocation (calloc: fresh pages, untouched until written).

@@ -186,17 +186,22 @@ mod x86 {
     }
 }
 
-/// Asks the CPU to start loading `p`'s cache line (the next neighbour's vector) while the
-/// current distance is computed.
+/// Asks the CPU to start loading every cache line of `len` floats at `p` (the next neighbour's
+/// vector: 50 floats span 4 lines, 384 span 25) while the current distance is computed.
 #[inline(always)]
-pub fn prefetch(p: *const f32) {
+pub fn prefetch(p: *const f32, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    {
+        let (start, end) = (p as usize & !63, p as usize + len * 4);
+        let mut line = start;
+        while line < end {
+            // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line as *const i8) };
+            line += 64;
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = (p, len);
 }
 
 #[cfg(test)]

@@ -163,6 +163,7 @@ impl NativeIndex {
             slots.of.insert(*point, slot);
             out.push((slot, level));
         }
+        graph.set_allocated(slots.of.len());
         out
     }
 

@@ -112,7 +112,10 @@ pub(super) fn greedy(graph: &Graph, kernel: &Kernel, query: &[f32], mut at: Near
 /// accepted results are found or the candidates run out (hnswlib's rule).
 pub(super) fn search_layer(walk: Walk<'_>, entry: Near, level: usize, ef: usize, accept: Option<&dyn Fn(u32) -> bool>, scratch: &mut Scratch) {
     let Walk { graph, kernel, query } = walk;
-    scratch.begin(graph.capacity());
+    // Sized to the nodes handed out, not the grown capacity: a thread's marks cost 2 bytes
+    // per node of the largest graph it walked. `visit` treats a slot past them as seen: a node
+    // allocated after the walk began is not returned by it, as if its insert came after.
+    scratch.begin(graph.allocated());
     scratch.visit(entry.slot);
     let mut bound = f32::INFINITY;
     if accept.is_none_or(|a| a(entry.slot)) {
@@ -128,7 +131,9 @@ pub(super) fn search_layer(walk: Walk<'_>, entry: Near, level: usize, ef: usize,
         let mut neighbours = Graph::neighbours(list).peekable();
         while let Some(n) = neighbours.next() {
             if let Some(&next) = neighbours.peek() {
-                prefetch(graph.vector_ptr(next));
+                // The first line only, whether visited or not: prefetching every line of unvisited
+                // vectors measured slower (benches/results/search-glove-prefetch.md).
+                prefetch(graph.vector_ptr(next), 1);
             }
             if !scratch.visit(n) {
                 continue;
