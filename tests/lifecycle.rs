@@ -364,6 +364,8 @@ fn a_reembed_under_load_loses_no_write_and_switches_atomically() {
     // Collections of vectors brought by clients cannot be re-embedded.
     assert_eq!(server.post("/collections", &json!({"name": "vecs", "dims": 3})).0, 201);
     common::server::assert_error(&server.post("/collections/vecs/reembed", &json!({"model": "bge-small-en-v1.5"})), 409, "not_reembeddable", "brought by its clients");
+    // A model the server has not loaded is the request's mistake (400), not a missing collection.
+    common::server::assert_error(&server.post("/collections/kb/reembed", &json!({"model": "no-such-model"})), 400, "model_not_found", "not loaded");
 }
 
 /// A server killed mid-way through a re-embed resumes it at the next start and finishes it.

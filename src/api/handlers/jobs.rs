@@ -40,8 +40,8 @@ fn job_info(status: JobStatus) -> JobInfo {
 #[utoipa::path(post, path = "/collections/{name}/reembed", tag = "jobs", summary = "Re-embed a collection into another model, then switch atomically",
     description = "Starts a background job that builds a new collection from the stored texts with `model` (and `chunking`), at bulk priority while searches and writes go on, catches up with the writes made meanwhile, and then switches names in one step: the new collection takes this name, the old one is kept under `kept_as` (in the answer) until you delete it. Writes waiting during the switch land in the new collection. Follow it with `GET /jobs/{id}`; `DELETE /jobs/{id}` cancels it. A restart resumes it. Collections of vectors brought by clients cannot be re-embedded (409 `not_reembeddable`).",
     params(("name" = String, Path)), request_body = ReembedRequest,
-    responses((status = 202, description = "The job", body = JobInfo), (status = 400, description = "Bad chunking", body = ErrorBody),
-              (status = 404, description = "No such collection or model", body = ErrorBody), (status = 409, description = "A re-embed of this collection is running, or its vectors were brought by clients", body = ErrorBody)))]
+    responses((status = 202, description = "The job", body = JobInfo), (status = 400, description = "Bad chunking, or a model this server has not loaded (`model_not_found`)", body = ErrorBody),
+              (status = 404, description = "No such collection", body = ErrorBody), (status = 409, description = "A re-embed of this collection is running, or its vectors were brought by clients", body = ErrorBody)))]
 pub async fn start_reembed(
     State(state): State<Arc<AppState>>,
     Extension(gate): Extension<WriteGate>,
@@ -51,7 +51,11 @@ pub async fn start_reembed(
     let service = state.loaded()?.clone();
     let chunking = super::collections::chunking_choice(request.chunking);
     gate.commit()?;
-    let status = tokio::task::spawn_blocking(move || service.start_reembed(&name, &request.model, chunking)).await??;
+    let status = tokio::task::spawn_blocking(move || service.start_reembed(&name, &request.model, chunking)).await?.map_err(|err| match err {
+        // The collection in the path exists; the model in the body is the request's mistake.
+        crate::service::ServiceError::ModelNotFound { .. } => ApiError::new(StatusCode::BAD_REQUEST, "model_not_found", err.to_string()),
+        other => ApiError::from(other),
+    })?;
     Ok((StatusCode::ACCEPTED, Json(job_info(status))))
 }
 
