@@ -39,11 +39,11 @@ print(f"hnswlib ef {sys.argv[2]}: {done / (time.perf_counter() - started):.0f} Q
 '''
 
 CATEGORIES = [
-    ("distance kernels", r"neg_dot|l2sq|InnerProduct|L2Sqr|simsimd|nk_|numkong|dot_|_avx512|_avx2|haswell|skylake|sapphire|distance"),
+    ("distance kernels", r"neg_dot|l2sq|InnerProduct|L2Sqr|simsimd|nk_dot|nk_l2|numkong|_avx512$|_avx2$"),
     ("visited set", r"visit|Visited"),
-    ("allocation", r"malloc|free|alloc|realloc|memcpy|memmove|memset"),
-    ("locks", r"lock|mutex|futex|parking_lot|Slots|Condvar"),
-    ("graph traversal (walk, heaps)", r"search_layer|searchBaseLayer|greedy|BinaryHeap|priority_queue|sift|search|heap|Near|neighbours|links"),
+    ("graph traversal (walk, heaps)", r"search_layer|searchBaseLayer|searchKnn|greedy|BinaryHeap|priority_queue|sorted_buffer|max_heap|search_<|VectorIndex>::search|sift"),
+    ("allocation", r"^malloc|_int_free|^free$|^cfree|realloc|_int_malloc|__memset|__memmove|memcpy"),
+    ("locks", r"lock|mutex|futex|parking_lot|Condvar"),
 ]
 
 
@@ -76,7 +76,7 @@ def split(rows):
     totals["other"] = 0.0
     for share, symbol in rows:
         for name, pattern in CATEGORIES:
-            if re.search(pattern, symbol, re.I):
+            if re.search(pattern, symbol.strip()):
                 totals[name] += share
                 break
         else:
