@@ -148,7 +148,9 @@ impl Engine {
             });
             for collection in opened {
                 let collection = collection?;
-                collections.insert(collection.config.name.clone(), Arc::new(collection));
+                let collection = Arc::new(collection);
+                collection.finish_open();
+                collections.insert(collection.config.name.clone(), collection);
             }
         }
         remove_orphan_index_dirs(&index_root, &collections);
