@@ -73,11 +73,17 @@ impl LiveGraph {
 
     pub fn counts(&self) -> GraphCounts {
         let state = self.state.read();
-        let only_side = match state.phase {
-            Phase::Moving => state.side.keys().filter(|p| !state.graph.contains(**p)).count(),
-            _ => state.side.len(),
+        let points = match state.phase {
+            // The move inserts without the lock: a backend's size and its key list need not agree
+            // mid-insert, so points are counted as one set (rare: only while a move runs).
+            Phase::Moving => {
+                let mut all = state.graph.point_set();
+                all.extend(state.side.keys().copied());
+                all.len() as usize
+            }
+            _ => state.graph.len() + state.side.len(),
         };
-        GraphCounts { points: state.graph.len() + only_side, tombstones: state.tombstones.len() }
+        GraphCounts { points, tombstones: state.tombstones.len() }
     }
 
     /// Adds points: to the graph, or to the side list while frozen. Under the collection's writer.
